@@ -1,0 +1,22 @@
+"""stellartune: fine-tune pretrained transformer encoders on labeled data.
+
+    import stellartune
+    model = stellartune.fit(model="minilm", train="train.csv", eval="dev.csv", output="runs/x")
+    model.predict(["A truly brilliant film."])
+"""
+
+from .config import TrainConfig
+from .errors import StellarError
+
+__version__ = "0.1.0"
+__all__ = ["fit", "load", "evaluate", "predict", "TrainConfig", "FineTunedModel", "StellarError"]
+LAZY = {"fit": "api", "load": "api", "evaluate": "api", "predict": "api", "FineTunedModel": "inference.predictor"}
+
+
+def __getattr__(name: str):
+    """Import torch and transformers on first use, so `stellartune --help` starts instantly."""
+    if name in LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'stellartune' has no attribute {name!r}")

@@ -1,0 +1,45 @@
+"""The Python API: the same functions the CLI calls.
+
+    import stellartune
+    model = stellartune.fit(train="train.csv", eval="dev.csv", output="runs/sst2")
+    model.predict(["A truly brilliant film."])
+    model = stellartune.load("runs/sst2")
+    stellartune.evaluate("runs/sst2", "test.csv")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import TrainConfig
+from .inference.predictor import FineTunedModel
+
+
+def fit(config: TrainConfig | str | None = None, **settings) -> FineTunedModel:
+    """Fine-tune; `settings` are `TrainConfig` fields (the CLI flags, with underscores).
+
+    `config` may be a YAML path or a `TrainConfig`; keyword settings override it. `train` and
+    `eval` also accept a list of dicts or a pandas DataFrame.
+    """
+    from .training.recipe import fit as run_recipe
+
+    if isinstance(config, TrainConfig):
+        config = TrainConfig.from_sources(None, **{**config.to_dict(), **settings})
+    else:
+        config = TrainConfig.from_sources(config, **settings)
+    return run_recipe(config)
+
+
+def load(path: str | Path, device: str | None = None) -> FineTunedModel:
+    """A trained model from a run folder or its model/ folder."""
+    return FineTunedModel.load(path, device)
+
+
+def evaluate(model: str | Path | FineTunedModel, data, batch_size: int = 64) -> dict:
+    model = model if isinstance(model, FineTunedModel) else load(model)
+    return model.evaluate(data, batch_size)
+
+
+def predict(model: str | Path | FineTunedModel, texts, pairs=None, batch_size: int = 64) -> list[dict]:
+    model = model if isinstance(model, FineTunedModel) else load(model)
+    return model.predict(texts, pairs, batch_size)

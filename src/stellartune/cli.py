@@ -1,0 +1,135 @@
+"""The `stellartune` command: argparse over the same functions as the Python API.
+
+Training flags are generated from `TrainConfig`, so every setting has one definition, one
+default and one help text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import TrainConfig, field_type, flag_name
+from .errors import StellarError
+
+
+class TqdmHandler(logging.Handler):
+    """Log lines that do not break the progress bar."""
+
+    def emit(self, record):
+        from tqdm.auto import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML file of settings (flags given here override it).")
+    for f in dataclasses.fields(TrainConfig):
+        kind = field_type(TrainConfig, f.name)
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        help_text = f"{f.metadata['help']} (default: {default})"
+        options = dict(help=help_text, default=argparse.SUPPRESS, dest=f.name)
+        if kind is bool:
+            parser.add_argument(flag_name(f), action=argparse.BooleanOptionalAction, **options)
+        elif kind is list:
+            parser.add_argument(flag_name(f), type=lambda v: [int(x) for x in v.split(",")], metavar="N,N", **options)
+        else:
+            parser.add_argument(flag_name(f), type=kind, choices=f.metadata["choices"], **options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stellartune", description="Fine-tune pretrained transformer encoders.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="Fine-tune a model on labeled data.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_flags(train)
+
+    evaluate = commands.add_parser("evaluate", help="Score a trained model on labeled data.")
+    evaluate.add_argument("--model", required=True, help="Run folder (or its model/ folder).")
+    evaluate.add_argument("--data", required=True, help="Labeled file or dataset, with the training columns.")
+    evaluate.add_argument("--output", default="metrics.json", help="Where to write the metrics (default: metrics.json).")
+    evaluate.add_argument("--batch-size", type=int, default=64, help="Examples per forward pass (default: 64).")
+
+    predict = commands.add_parser("predict", help="Label new texts.")
+    predict.add_argument("--model", required=True, help="Run folder (or its model/ folder).")
+    predict.add_argument("--input", required=True, help="File (CSV/TSV/JSON/JSONL/Parquet) or - for stdin, one text per line.")
+    predict.add_argument("--output", default="-", help="JSONL file of predictions, - for stdout (default: -).")
+    predict.add_argument("--text-column", help="Column with the text (default: the one used in training, else auto).")
+    predict.add_argument("--text-pair-column", help="Second text column for sentence-pair models.")
+    predict.add_argument("--batch-size", type=int, default=64, help="Examples per forward pass (default: 64).")
+
+    inspect = commands.add_parser("inspect", help="Show a model's parameters, tokenization and embeddings.")
+    inspect.add_argument("--model", default="minilm", help="Alias, hub id, local model or run folder (default: minilm).")
+    inspect.add_argument("--text", help="Show how this text tokenizes.")
+    inspect.add_argument("--compare", nargs=2, metavar=("A", "B"), help="Cosine similarity of two texts' embeddings.")
+    inspect.add_argument("--depth", type=int, default=3, help="Module depth of the parameter table (default: 3).")
+
+    demo = commands.add_parser("demo", help="Fine-tune minilm on BBC News (5 topics) and predict new sentences.")
+    demo.add_argument("--output", default="runs/demo", help="Run folder (default: runs/demo).")
+    demo.add_argument("--epochs", type=float, default=1.0, help="Training epochs (default: 1).")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[TqdmHandler()])
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except StellarError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run_train(args) -> None:
+    from .api import fit
+
+    settings = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    fit(args.config, **settings)
+
+
+def run_evaluate(args) -> None:
+    from .api import load
+    from .evaluation.report import metrics_report
+
+    model = load(args.model)
+    metrics = model.evaluate(args.data, args.batch_size)
+    print(metrics_report(metrics, model.labels))
+    Path(args.output).write_text(json.dumps(metrics, indent=2))
+    print(f"\nwrote {args.output}")
+
+
+def run_predict(args) -> None:
+    from .api import load
+    from .inference.io import read_inputs, write_predictions
+
+    model = load(args.model)
+    texts, pairs = read_inputs(args.input, model, args.text_column, args.text_pair_column)
+    write_predictions(args.output, texts, pairs, model.predict(texts, pairs, args.batch_size))
+
+
+def run_inspect(args) -> None:
+    from .inspect import inspect_model
+
+    print(inspect_model(args.model, args.text, args.compare, args.depth))
+
+
+def run_demo(args) -> None:
+    from .demo import run_demo as demo
+
+    demo(args.output, args.epochs)
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "inspect": run_inspect,
+            "demo": run_demo}
+
+if __name__ == "__main__":
+    sys.exit(main())

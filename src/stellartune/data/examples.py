@@ -1,0 +1,182 @@
+"""From a `Table` to validated examples: pick the columns, check every cell, split off eval data."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+from ..errors import StellarError
+from .readers import Table
+
+TEXT_NAMES = ("text", "sentence", "sentence1", "#1 String", "premise", "question1", "text_a", "question",
+              "review", "content", "document", "tweet", "comment", "utterance", "query")
+PAIR_NAMES = {"sentence1": "sentence2", "#1 String": "#2 String", "premise": "hypothesis",
+              "question1": "question2", "text_a": "text_b", "question": "sentence", "sentence": "sentence2"}
+LABEL_NAMES = ("label", "labels", "score", "Quality", "category", "class", "target", "gold_label", "y",
+               "intent", "sentiment", "emotion", "emotions", "topic")
+INTEGER = re.compile(r"^\s*-?\d+\s*$")
+FLOAT = re.compile(r"^\s*-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?\s*$")
+
+
+@dataclass
+class Columns:
+    text: str
+    pair: str | None
+    label: str | None
+
+    def describe(self) -> str:
+        parts = [f'text="{self.text}"'] + ([f'pair="{self.pair}"'] if self.pair else [])
+        return ", ".join(parts + ([f'label="{self.label}"'] if self.label else []))
+
+
+@dataclass
+class Examples:
+    """Texts (and second texts for pairs) with raw labels and where each came from."""
+
+    texts: list[str]
+    pairs: list[str] | None
+    labels: list | None  # str (classification), list[str] (multi-label) or float (regression)
+    positions: list[str]  # "train.csv, line 7", for messages
+    columns: Columns
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices) -> "Examples":
+        pick = lambda values: None if values is None else [values[i] for i in indices]
+        return replace(self, texts=pick(self.texts), pairs=pick(self.pairs), labels=pick(self.labels),
+                       positions=pick(self.positions))
+
+
+def resolve_columns(table: Table, text=None, pair=None, label=None, need_label=True) -> Columns:
+    """Use the named columns, else well-known names, else (headerless files) guess from content."""
+    for name, kind in ((text, "text"), (pair, "text pair"), (label, "label")):
+        if name not in (None, "none") and name not in table.columns:
+            raise StellarError(f"{table.source}: no {kind} column {name!r}; columns found: {', '.join(table.columns)}")
+    headerless = all(c.isdigit() for c in table.columns)
+    text = text or first_present(TEXT_NAMES, table.columns) or (headerless and longest_column(table))
+    if not text:
+        raise StellarError(f"{table.source}: cannot tell which column holds the text; columns found: "
+                           f"{', '.join(table.columns)}; name it with --text-column")
+    if pair == "none":
+        pair = None
+    elif pair is None and PAIR_NAMES.get(text) in table.columns:
+        pair = PAIR_NAMES[text]
+    used = {text, pair}
+    if label is None:
+        label = first_present([n for n in LABEL_NAMES if n not in used], table.columns)
+        if label is None and headerless:
+            label = fewest_values_column(table, exclude=used)
+    if label is None and need_label:
+        raise StellarError(f"{table.source}: cannot tell which column holds the labels; columns found: "
+                           f"{', '.join(table.columns)}; name it with --label-column")
+    return Columns(text, pair, label)
+
+
+def first_present(names, columns):
+    lowered = {c.lower(): c for c in columns}
+    return next((lowered[n.lower()] for n in names if n.lower() in lowered), None)
+
+
+def longest_column(table: Table) -> str:
+    sample = table.rows[:200]
+    return max(table.columns, key=lambda c: sum(len(str(r.get(c, ""))) for r in sample))
+
+
+def fewest_values_column(table: Table, exclude) -> str | None:
+    candidates = [c for c in table.columns if c not in exclude]
+    return min(candidates, key=lambda c: len({str(r.get(c)) for r in table.rows}), default=None)
+
+
+def is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or \
+        (isinstance(value, str) and not value.strip())
+
+
+def absence(row: dict, column: str) -> str:
+    """Why a cell counts as missing when the file shows something there (JSON null, NaN, no field)."""
+    if column not in row:
+        return " (no such field in this record)"
+    value = row[column]
+    return " (null)" if value is None else " (NaN)" if isinstance(value, float) else ""
+
+
+def build_examples(table: Table, columns: Columns, task: str, delimiter: str, need_label=True) -> Examples:
+    """Check every cell (empty text, missing label, label of the wrong kind) and parse labels."""
+    texts, pairs, labels = [], [] if columns.pair else None, [] if columns.label else None
+    for i, row in enumerate(table.rows):
+        texts.append(text_cell(table, i, row, columns.text))
+        if columns.pair:
+            pairs.append(text_cell(table, i, row, columns.pair))
+        if columns.label:
+            value = row.get(columns.label)
+            if is_missing(value):
+                if need_label:
+                    raise StellarError(f"{table.locate(i, columns.label)}: missing label{absence(row, columns.label)}")
+                labels.append(None)
+            else:
+                labels.append(parse_label(table, i, columns.label, value, task, delimiter))
+    positions = [f"{table.source}, {p}" for p in table.positions]
+    return Examples(texts, pairs, labels, positions, columns)
+
+
+def text_cell(table: Table, i: int, row: dict, column: str) -> str:
+    value = row.get(column)
+    if is_missing(value):
+        raise StellarError(f"{table.locate(i, column)}: empty text{absence(row, column)}")
+    if not isinstance(value, str):
+        raise StellarError(f"{table.locate(i, column)}: expected text, got {type(value).__name__} {value!r}")
+    return value.strip()
+
+
+def parse_label(table: Table, i: int, column: str, value, task: str, delimiter: str):
+    if task == "regression":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and FLOAT.match(value):
+            return float(value)
+        raise StellarError(f"{table.locate(i, column)}: regression label must be a number, got {value!r}")
+    if task == "multi-label":
+        parts = value if isinstance(value, (list, tuple)) else str(value).split(delimiter)
+        parts = [str(p).strip() for p in parts if str(p).strip()]
+        if not parts:
+            raise StellarError(f"{table.locate(i, column)}: missing label")
+        return parts
+    if isinstance(value, (list, tuple, dict)):
+        raise StellarError(f"{table.locate(i, column)}: a list of labels needs --task multi-label")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def detect_task(table: Table, label_column: str, delimiter: str) -> str:
+    """Floats -> regression; lists or delimited cells -> multi-label; anything else -> classification."""
+    values = [r.get(label_column) for r in table.rows if not is_missing(r.get(label_column))]
+    if any(isinstance(v, (list, tuple)) for v in values):
+        return "multi-label"
+    text = [str(v) for v in values]
+    if any(delimiter in t for t in text):
+        return "multi-label"
+    numeric = all(FLOAT.match(t) for t in text)
+    if numeric and not all(INTEGER.match(t) for t in text) and not all(isinstance(v, int) for v in values):
+        return "regression"
+    return "classification"
+
+
+def split_examples(examples: Examples, fraction: float, seed: int, stratify: bool):
+    """Seeded split; stratified by label when every class has at least two examples."""
+    from sklearn.model_selection import train_test_split
+
+    indices = list(range(len(examples)))
+    strata = None
+    if stratify and examples.labels is not None:
+        strata = examples.labels
+        counts = {label: strata.count(label) for label in set(strata)}
+        if min(counts.values()) < 2 or len(counts) > fraction * len(examples):
+            strata = None
+    if int(len(indices) * fraction) < 1:
+        raise StellarError(f"{examples.positions[0].rsplit(', ', 1)[0]}: {len(indices)} rows are too few to hold out "
+                           f"{fraction:.0%} for evaluation; give --eval data")
+    train_idx, eval_idx = train_test_split(indices, test_size=fraction, random_state=seed, stratify=strata)
+    return examples.subset(sorted(train_idx)), examples.subset(sorted(eval_idx))

@@ -1,0 +1,1 @@
+"""Metrics and the tables that show them."""

@@ -1,0 +1,96 @@
+"""Build a classifier over any encoder, and load a saved one back (standard or custom head)."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+from ..errors import StellarError
+from .heads import EncoderWithHead, HeadConfig
+
+# Names that architectures use for dropout probabilities; --dropout sets every one present.
+DROPOUT_ATTRIBUTES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout",
+                      "attention_dropout", "seq_classif_dropout", "hidden_dropout", "embedding_dropout",
+                      "mlp_dropout", "classifier_dropout_prob", "qa_dropout")
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Hide transformers' load reports and progress bars ("newly initialized: classifier..."):
+    stellartune logs one line of its own instead."""
+    level, bars = transformers.logging.get_verbosity(), transformers.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(level)
+        if bars:
+            transformers.logging.enable_progress_bar()
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    try:
+        with quiet_transformers():
+            return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise StellarError(f"{path}: cannot load tokenizer ({str(e).splitlines()[0]})") from None
+
+
+def load_config(path: str, trust_remote_code: bool = False, dropout: float | None = None, **labels):
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **labels)
+    except (OSError, ValueError) as e:
+        raise StellarError(f"{path}: cannot load model config ({str(e).splitlines()[0]})") from None
+    if dropout is not None:
+        for name in DROPOUT_ATTRIBUTES:
+            if hasattr(config, name):
+                setattr(config, name, dropout)
+    return config
+
+
+def build_classifier(path: str, *, id2label: dict[int, str], problem_type: str, head: HeadConfig | None,
+                     dropout: float | None = None, trust_remote_code: bool = False) -> torch.nn.Module:
+    """The architecture's own sequence-classification model, or an encoder with a custom head."""
+    config = load_config(path, trust_remote_code, dropout, num_labels=len(id2label), id2label=id2label,
+                         label2id={v: k for k, v in id2label.items()}, problem_type=problem_type)
+    with quiet_transformers():
+        if head is None:
+            return AutoModelForSequenceClassification.from_pretrained(path, config=config,
+                                                                      trust_remote_code=trust_remote_code)
+        encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
+    return EncoderWithHead(encoder, head)
+
+
+def output_layer(model: torch.nn.Module, num_outputs: int) -> torch.nn.Linear:
+    """The final linear layer that produces the logits, whatever the architecture names it
+    (`classifier`, `classifier.out_proj`, `score`, `head.N`): the last one of the right width."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_outputs]
+    if not layers:
+        raise StellarError(f"{type(model).__name__}: found no output layer with {num_outputs} outputs")
+    return layers[-1]
+
+
+def load_classifier(folder: str | Path) -> torch.nn.Module:
+    """A model saved by stellartune: `head.json` present means an encoder with a custom head."""
+    folder = Path(folder)
+    with quiet_transformers():
+        if (folder / "head.json").exists():
+            return EncoderWithHead.from_folder(AutoModel.from_pretrained(folder), folder)
+        return AutoModelForSequenceClassification.from_pretrained(folder)
+
+
+def accepted_inputs(model: torch.nn.Module) -> set[str]:
+    """Tokenizer outputs the model's forward takes (DistilBERT and MPNet take no token_type_ids)."""
+    target = model.encoder if isinstance(model, EncoderWithHead) else model
+    return set(inspect.signature(target.forward).parameters)
+
+
+def forward_logits(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    outputs = model(**batch)
+    return outputs if isinstance(outputs, torch.Tensor) else outputs.logits

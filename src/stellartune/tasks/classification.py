@@ -1,0 +1,162 @@
+"""Sequence classification: single-label, sentence pairs, multi-label and regression.
+
+Sentence pairs are single-label (or regression) examples with a second text; the tokenizer
+joins them as [CLS] a [SEP] b [SEP] with token type ids. One class covers all four, since they
+differ only in how labels become targets and logits become scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.examples import Examples
+from ..errors import StellarError
+from ..models.loading import quiet_transformers
+from ..evaluation.metrics import best_threshold, multi_label_metrics, regression_metrics, single_label_metrics
+from .base import Encoded
+
+PRIMARY_METRIC = {"classification": "accuracy", "multi-label": "micro_f1", "regression": "pearson"}
+PROBLEM_TYPES = {"classification": "single_label_classification", "multi-label": "multi_label_classification",
+                 "regression": "regression"}
+
+
+class ClassificationTask:
+    name = "classification"
+
+    def __init__(self, problem: str, labels: list[str], threshold: float = 0.5,
+                 class_weights: list[float] | None = None):
+        self.problem = problem  # classification | multi-label | regression
+        self.labels = labels
+        self.threshold = threshold
+        self.class_weights = class_weights
+        self.primary_metric = PRIMARY_METRIC[problem]
+
+    # --- setup ---------------------------------------------------------------------------
+    @classmethod
+    def from_examples(cls, problem: str, train: Examples, class_weights: str = "none") -> "ClassificationTask":
+        if problem == "regression":
+            return cls(problem, ["score"])
+        flat = [label for labels in train.labels for label in labels] if problem == "multi-label" else train.labels
+        names = sorted(set(flat), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+        if len(names) < 2:
+            raise StellarError(f'{train.positions[0].rsplit(", ", 1)[0]}, column "{train.columns.label}": every '
+                               f"training example has the label {names[0]!r}; a classifier needs at least two classes")
+        weights = None
+        if class_weights == "balanced" and problem == "classification":
+            counts = np.array([flat.count(n) for n in names], dtype=float)
+            weights = (len(flat) / (len(names) * counts)).tolist()
+        return cls(problem, names, class_weights=weights)
+
+    @property
+    def problem_type(self) -> str:
+        return PROBLEM_TYPES[self.problem]
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+    def check_known_labels(self, examples: Examples) -> None:
+        """Eval labels must have been seen in training: the model has no output for new ones."""
+        if self.problem == "regression" or examples.labels is None:
+            return
+        known = set(self.labels)
+        for position, value in zip(examples.positions, examples.labels):
+            for label in value if self.problem == "multi-label" else [value]:
+                if label is not None and label not in known:
+                    raise StellarError(f'{position}, column "{examples.columns.label}": label {label!r} never seen '
+                                       f"in training (training labels: {', '.join(self.labels[:20])})")
+
+    # --- data ----------------------------------------------------------------------------
+    def encode(self, examples: Examples, tokenizer, max_length: int) -> Encoded:
+        features, truncated = tokenize(tokenizer, examples.texts, examples.pairs, max_length)
+        targets = None
+        if examples.labels is not None and all(label is not None for label in examples.labels):
+            targets = self.targets(examples.labels)
+        return Encoded(features, [len(f["input_ids"]) for f in features], targets, truncated)
+
+    def targets(self, labels: list) -> torch.Tensor:
+        if self.problem == "regression":
+            return torch.tensor(labels, dtype=torch.float32)
+        index = {name: i for i, name in enumerate(self.labels)}
+        if self.problem == "classification":
+            return torch.tensor([index[label] for label in labels])
+        multi_hot = torch.zeros(len(labels), len(self.labels))
+        for row, names in enumerate(labels):
+            multi_hot[row, [index[n] for n in names]] = 1.0
+        return multi_hot
+
+    def prior_bias(self, targets: torch.Tensor) -> torch.Tensor | None:
+        """Output bias that makes the untrained model predict the training prior: log odds of each
+        label (multi-label), log class frequencies (single-label) or the mean score (regression).
+        Without it a new multi-label head starts at p=0.5 for every label and spends the first
+        epoch learning that labels are rare, predicting only the most common one meanwhile."""
+        if self.class_weights:  # the weights ask for a balanced prior instead
+            return None
+        if self.problem == "regression":
+            return targets.float().mean().reshape(1)
+        if self.problem == "multi-label":
+            rate = targets.float().mean(0).clamp(1e-4, 1 - 1e-4)
+            return torch.log(rate / (1 - rate))
+        counts = torch.bincount(targets, minlength=len(self.labels)).float().clamp(min=1)
+        return torch.log(counts / counts.sum())
+
+    # --- training and evaluation ---------------------------------------------------------------
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.problem == "regression":
+            return F.mse_loss(logits.squeeze(-1), targets, reduction="none")
+        if self.problem == "multi-label":
+            return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(-1)
+        weight = torch.tensor(self.class_weights, device=logits.device) if self.class_weights else None
+        return F.cross_entropy(logits, targets, weight=weight, reduction="none")
+
+    def metrics(self, logits: torch.Tensor, targets: torch.Tensor, tune: bool = False) -> dict:
+        """With `tune`, multi-label also picks (and keeps) the threshold that maximises micro-F1 here."""
+        logits, gold = logits.float().cpu(), targets.cpu().numpy()
+        if self.problem == "regression":
+            return regression_metrics(logits.squeeze(-1).numpy(), gold)
+        if self.problem == "classification":
+            return single_label_metrics(logits.argmax(-1).numpy(), gold, self.labels)
+        probabilities = torch.sigmoid(logits).numpy()
+        if tune:
+            self.threshold = best_threshold(probabilities, gold)
+        return {**multi_label_metrics((probabilities >= self.threshold).astype(int), gold.astype(int), self.labels),
+                "threshold": self.threshold}
+
+    def predictions(self, logits: torch.Tensor) -> list[dict]:
+        logits = logits.float().cpu()
+        if self.problem == "regression":
+            return [{"score": float(v)} for v in logits.squeeze(-1).tolist()]
+        if self.problem == "multi-label":
+            probabilities = torch.sigmoid(logits).tolist()
+            return [{"labels": [n for n, p in zip(self.labels, row) if p >= self.threshold],
+                     "scores": dict(zip(self.labels, row))} for row in probabilities]
+        probabilities = torch.softmax(logits, -1)
+        best = probabilities.argmax(-1).tolist()
+        return [{"label": self.labels[b], "score": row[b], "scores": dict(zip(self.labels, row))}
+                for b, row in zip(best, probabilities.tolist())]
+
+    # --- persistence -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"task": self.name, "problem": self.problem, "labels": self.labels, "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClassificationTask":
+        return cls(data["problem"], data["labels"], data.get("threshold", 0.5))
+
+
+def tokenize(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> tuple[list[dict], int]:
+    """Batched fast tokenization; counts the examples longer than max_length before cutting them."""
+    with quiet_transformers():  # hides "longer than the model's maximum": we count and report instead
+        full = tokenizer(texts, pairs, truncation=False)
+    long = [i for i, ids in enumerate(full["input_ids"]) if len(ids) > max_length]
+    keys = list(full.keys())
+    features = [{k: full[k][i] for k in keys} for i in range(len(texts))]
+    if long:
+        cut = tokenizer([texts[i] for i in long], [pairs[i] for i in long] if pairs else None,
+                        truncation=True, max_length=max_length)
+        for j, i in enumerate(long):
+            features[i] = {k: cut[k][j] for k in keys}
+    return features, len(long)

@@ -1,0 +1,1 @@
+"""Training: batching, optimizer and schedule, checkpoints, the loop, and the fit recipe."""

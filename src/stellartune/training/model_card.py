@@ -1,0 +1,56 @@
+"""The model card (README.md) of a run: base model, data, hyperparameters, results."""
+
+from __future__ import annotations
+
+import shutil
+
+from ..evaluation.report import format_table
+
+CARD = """# {name}
+
+Fine-tuned with [stellartune](https://github.com/stellartune/stellartune) from **{model}** for
+{problem} over {n_labels} label(s): {labels}.
+
+## Use
+
+```bash
+stellartune predict --model {run_dir} --input texts.csv --output predictions.jsonl
+```
+
+```python
+import stellartune
+model = stellartune.load("{run_dir}")
+model.predict(["some text"])
+```
+{pipeline}
+## Data
+
+- training: `{train}`
+- evaluation: `{eval}`
+- columns: {columns}
+
+## Results (evaluation data, best checkpoint at step {best_step} of {steps})
+
+{results}
+
+## Hyperparameters
+
+{hyperparameters}
+"""
+
+
+def write_model_card(run_dir, config, result, state) -> None:
+    task = result.task
+    standard = not (run_dir / "model" / "head.json").exists()
+    pipeline = ("\nThe model folder is a standard Hugging Face checkpoint:\n"
+                f"`transformers.pipeline(\"text-classification\", model=\"{run_dir}/model\")`.\n") if standard else ""
+    numbers = [[k, v] for k, v in result.metrics.items() if isinstance(v, float)]
+    settings = [[k, v] for k, v in config.to_dict().items() if k not in ("train", "eval", "output")]
+    text = CARD.format(
+        name=run_dir.name, model=config.model, problem=task.problem, n_labels=len(task.labels),
+        labels=", ".join(task.labels[:30]) + (" ..." if len(task.labels) > 30 else ""), run_dir=run_dir,
+        pipeline=pipeline, train=config.train, eval=config.eval or f"{config.eval_split:.0%} held out of training",
+        columns=result.columns.describe(), best_step=state.best_step, steps=state.step,
+        results=format_table(numbers, ["metric", "value"]), hyperparameters=format_table(settings, ["setting", "value"]))
+    (run_dir / "README.md").write_text(text)
+    shutil.copy(run_dir / "README.md", run_dir / "model" / "README.md")

@@ -1,0 +1,143 @@
+"""The fine-tuning recipe, top to bottom: data -> task -> model -> train -> evaluate -> run folder.
+
+Read this file to know what `stellartune train` does; every step is a call into one module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from transformers import set_seed
+
+from ..config import TrainConfig
+from ..data import build_examples, read_table, split_examples
+from ..data.examples import detect_task, resolve_columns
+from ..errors import StellarError
+from ..evaluation.report import metrics_report
+from ..inference.logits import compute_logits
+from ..inference.predictor import FineTunedModel
+from ..models import HeadConfig, build_classifier, load_tokenizer, output_layer, resolve_model
+from ..tasks import ClassificationTask
+from .checkpoint import latest_checkpoint
+from .engine import train_model
+from .model_card import write_model_card
+
+logger = logging.getLogger("stellartune")
+
+
+def fit(config: TrainConfig) -> FineTunedModel:
+    started = time.time()
+    accelerator = Accelerator(mixed_precision=mixed_precision(config.precision), cpu=no_accelerator())
+    say = (lambda message: logger.info(message)) if accelerator.is_main_process else (lambda message: None)
+    set_seed(config.seed)
+
+    # ---- data
+    if not config.train:
+        raise StellarError("--train is required: a CSV/TSV/JSON/JSONL/Parquet file or a dataset")
+    train_table = read_table(config.train)
+    columns = resolve_columns(train_table, config.text_column, config.text_pair_column, config.label_column)
+    problem = detect_task(train_table, columns.label, config.label_delimiter) if config.task == "auto" else config.task
+    train_examples = build_examples(train_table, columns, problem, config.label_delimiter)
+    if config.eval:
+        eval_table = read_table(config.eval)
+        eval_columns = resolve_columns(eval_table, columns.text, columns.pair, columns.label)
+        eval_examples = build_examples(eval_table, eval_columns, problem, config.label_delimiter)
+    else:
+        train_examples, eval_examples = split_examples(train_examples, config.eval_split, config.seed,
+                                                       stratify=problem == "classification")
+        say(f"held out {len(eval_examples)} of {len(train_examples) + len(eval_examples)} training rows for evaluation "
+            f"(--eval-split {config.eval_split}, seed {config.seed})")
+    say(f"task: {problem}{' (sentence pairs)' if columns.pair else ''}; columns: {columns.describe()}; "
+        f"{len(train_examples)} training and {len(eval_examples)} evaluation examples")
+
+    run_dir = prepare_run_dir(config, accelerator)  # after the data checks: bad input leaves no run folder
+
+    # ---- task and model
+    task = ClassificationTask.from_examples(problem, train_examples, config.class_weights)
+    task.check_known_labels(eval_examples)
+    model_path = resolve_model(config.model)
+    tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+    head = None if (config.pooling == "auto" and config.head == "linear") else HeadConfig(
+        pooling="cls" if config.pooling == "auto" else config.pooling, kind=config.head,
+        hidden=config.head_hidden, activation=config.head_activation, dropout=config.head_dropout,
+        num_labels=len(task.labels))
+    model = build_classifier(model_path, id2label=task.id2label, problem_type=task.problem_type, head=head,
+                             dropout=config.dropout, trust_remote_code=config.trust_remote_code)
+    say(f"model: {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters), "
+        f"new {'custom ' + config.head + ' head on ' + head.pooling + ' pooling' if head else 'classification head'} "
+        f"for {len(task.labels)} output(s)")
+
+    # ---- tokenize once
+    train_set = task.encode(train_examples, tokenizer, config.max_length)
+    eval_set = task.encode(eval_examples, tokenizer, config.max_length)
+    for name, encoded in (("training", train_set), ("evaluation", eval_set)):
+        if encoded.truncated:
+            say(f"{encoded.truncated} of {len(encoded)} {name} examples were longer than --max-length "
+                f"{config.max_length} tokens and were truncated")
+
+    prior = task.prior_bias(train_set.targets)
+    if prior is not None:  # a resumed run then loads its checkpoint over it
+        with torch.no_grad():
+            output_layer(model, len(prior)).bias.copy_(prior)
+
+    # ---- train, then evaluate the restored best model
+    state = train_model(model, task, train_set, eval_set, tokenizer, config, run_dir, accelerator, say)
+    model = accelerator.unwrap_model(model)
+    logits = compute_logits(model, eval_set, tokenizer, 2 * config.batch_size, accelerator.device, accelerator.autocast)
+    metrics = task.metrics(logits, eval_set.targets, tune=True)
+    result = FineTunedModel(model, tokenizer, task, config.max_length, columns, config.label_delimiter, config.model,
+                            metrics=metrics, run_dir=run_dir)
+    if accelerator.is_main_process:
+        say("evaluation of the final model:\n" + metrics_report(metrics, task.labels))
+        write_run(result, config, eval_examples, task.predictions(logits), state, time.time() - started)
+        say(f"saved the model to {run_dir / 'model'}")
+    accelerator.wait_for_everyone()
+    return result
+
+
+def no_accelerator() -> bool:
+    """CPU-only machines: tells accelerate to run torchrun processes as CPU ranks (gloo)."""
+    return not (torch.cuda.is_available() or torch.backends.mps.is_available())
+
+
+def mixed_precision(precision: str) -> str:
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return {"fp32": "no"}.get(precision, precision)
+
+
+def prepare_run_dir(config: TrainConfig, accelerator) -> Path:
+    run_dir = Path(config.output)
+    if not config.resume and latest_checkpoint(run_dir / "checkpoints"):
+        raise StellarError(f"{run_dir}: holds checkpoints of an interrupted run; add --resume to continue it, "
+                           "or choose another --output")
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not config.resume:
+            (run_dir / "log.jsonl").unlink(missing_ok=True)
+        config.save(run_dir / "config.yaml")
+    accelerator.wait_for_everyone()
+    return run_dir
+
+
+def write_run(result: FineTunedModel, config: TrainConfig, eval_examples, predictions, state, seconds: float):
+    """Everything a run leaves: model, metrics, eval predictions, model card; checkpoints are removed."""
+    run_dir = result.run_dir
+    result.save(run_dir / "model")
+    summary = {**result.metrics, "best_step": state.best_step, "steps": state.step, "train_seconds": round(seconds, 1)}
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    with open(run_dir / "eval_predictions.jsonl", "w") as handle:
+        for i, prediction in enumerate(predictions):
+            record = {"text": eval_examples.texts[i]}
+            if eval_examples.pairs:
+                record["text_pair"] = eval_examples.pairs[i]
+            record.update(gold=eval_examples.labels[i], **prediction)
+            handle.write(json.dumps(record) + "\n")
+    write_model_card(run_dir, config, result, state)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)

@@ -1,0 +1,77 @@
+"""Saved models reload to the same predictions, and the default head is a standard HF checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import transformers
+
+import stellartune
+
+from conftest import tsv_slice
+
+
+def cli(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stellartune.cli", *args], input=stdin, capture_output=True,
+                          text=True, timeout=600)
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in open(path)]
+
+
+def test_run_folder_holds_everything(small_sst2_run):
+    for name in ("config.yaml", "metrics.json", "eval_predictions.jsonl", "log.jsonl", "README.md",
+                 "model/model.safetensors", "model/config.json", "model/tokenizer.json", "model/stellartune.json"):
+        assert (small_sst2_run / name).exists(), name
+    assert not (small_sst2_run / "checkpoints").exists()
+    assert not list(small_sst2_run.rglob("*.bin"))  # weights only as safetensors
+    config = json.loads((small_sst2_run / "model" / "config.json").read_text())
+    assert config["id2label"] == {"0": "0", "1": "1"}
+    card = (small_sst2_run / "README.md").read_text()
+    assert "minilm" in card and "accuracy" in card
+
+
+def test_reload_gives_identical_predictions(small_sst2_run):
+    saved = read_jsonl(small_sst2_run / "eval_predictions.jsonl")
+    reloaded = stellartune.load(small_sst2_run).predict([r["text"] for r in saved])
+    assert [p["label"] for p in reloaded] == [r["label"] for r in saved]
+    for new, old in zip(reloaded, saved):
+        assert new["score"] == pytest.approx(old["score"], abs=1e-5)
+
+
+def test_pipeline_matches_stellartune_predict(small_sst2_run, sst2_dev, tmp_path):
+    texts = tsv_slice(sst2_dev, tmp_path / "texts.tsv", 60, start=300)
+    result = cli("predict", "--model", str(small_sst2_run), "--input", str(texts), "--output", str(tmp_path / "p.jsonl"))
+    assert result.returncode == 0, result.stderr
+    ours = read_jsonl(tmp_path / "p.jsonl")
+    assert len(ours) == 60
+    pipe = transformers.pipeline("text-classification", model=str(small_sst2_run / "model"), device="cpu")
+    theirs = pipe([r["text"] for r in ours])
+    assert [t["label"] for t in theirs] == [o["label"] for o in ours]
+    for t, o in zip(theirs, ours):
+        assert t["score"] == pytest.approx(o["score"], abs=1e-4)
+
+
+def test_predict_from_stdin(small_sst2_run):
+    result = cli("predict", "--model", str(small_sst2_run), "--input", "-",
+                 stdin="a gorgeous, witty, seductive movie.\n\nthe plot is nothing but boilerplate clichés\n")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["text"] for line in lines] == ["a gorgeous, witty, seductive movie.",
+                                               "the plot is nothing but boilerplate clichés"]
+    assert all(line["label"] in ("0", "1") and 0.5 <= line["score"] <= 1 for line in lines)
+
+
+def test_evaluate_command_reproduces_run_metrics(small_sst2_run, tmp_path):
+    dev = small_sst2_run.parent / "dev.tsv"
+    result = cli("evaluate", "--model", str(small_sst2_run), "--data", str(dev), "--output", str(tmp_path / "m.json"))
+    assert result.returncode == 0, result.stderr
+    assert "accuracy" in result.stdout and "confusion" in result.stdout
+    evaluated = json.loads((tmp_path / "m.json").read_text())
+    trained = json.loads((small_sst2_run / "metrics.json").read_text())
+    assert evaluated["accuracy"] == pytest.approx(trained["accuracy"], abs=1e-9)
+    assert evaluated["confusion_matrix"] == trained["confusion_matrix"]
