@@ -3,8 +3,8 @@
 No pretrained weights exist offline for most of these architectures, so each one is a tiny,
 randomly initialised config (hidden 32, 2 layers) saved to a temporary folder beside the small
 BERT WordPiece tokenizer of the installed MiniLM model. These tests check the plumbing (which
-inputs reach the model, that gradients flow, that a saved model reloads to the same logits),
-not accuracy.
+inputs reach the model, that gradients flow, that a saved model reloads to the same logits, that
+the transfer strategies find each architecture's layers), not accuracy.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel
 
+from stellartune.config import TrainConfig
 from stellartune.models.heads import EncoderWithHead, HeadConfig
 from stellartune.models.loading import (accepted_inputs, build_classifier, forward_logits, load_classifier,
                                         load_tokenizer, quiet_transformers)
+from stellartune.strategies.freezing import apply_freeze
+from stellartune.strategies.layers import encoder_parts
+from stellartune.strategies.peft import apply_peft
 from stellartune.training.batching import collate
 
 ID2LABEL = {0: "a", 1: "b", 2: "c"}
@@ -152,3 +156,24 @@ def test_save_and_load_give_identical_logits(checkpoint, tokenizer, head, tmp_pa
     reencoded = batch(reloaded, reloaded_tokenizer, TEXTS, PAIRS)
     assert reencoded.keys() == batches[1].keys()
     assert all(torch.equal(reencoded[name], batches[1][name]) for name in reencoded)
+
+
+@pytest.mark.parametrize("head", HEADS.values(), ids=HEADS.keys())
+def test_strategies_find_the_layers_of_every_architecture(checkpoint, head):
+    """--freeze and --peft lora locate embeddings, layers and LoRA targets without BERT's names."""
+    model = classifier(checkpoint, head)
+    parts = encoder_parts(model)
+    shared_layers = model.config.model_type == "albert"  # ALBERT has one layer group, shared by every layer
+    assert len(parts.layers) == (1 if shared_layers else TINY["num_hidden_layers"])
+    assert any(m is parts.encoder.get_input_embeddings() for m in parts.embeddings.modules())
+    head_parameters, _ = head_and_encoder_parameters(model)
+    apply_freeze(model, f"layers:{len(parts.layers) - 1}")
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert set(head_parameters) <= trainable
+    assert not any(p.requires_grad for p in parts.embeddings.parameters())
+    assert all(p.requires_grad for p in parts.layers[-1].parameters())
+
+    lora = apply_peft(classifier(checkpoint, head), TrainConfig(peft="lora"))
+    trainable = [name for name, p in lora.named_parameters() if p.requires_grad]
+    assert any("lora_A" in name for name in trainable)
+    assert all("lora_" in name or "modules_to_save" in name for name in trainable), trainable

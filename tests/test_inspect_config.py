@@ -67,3 +67,14 @@ def test_inspect_command_runs():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "embeddings" in result.stdout and "trainable" in result.stdout
+
+
+def test_inspect_shows_the_parameter_groups_of_a_strategy():
+    result = subprocess.run([sys.executable, "-m", "stellartune.cli", "inspect", "--model", "minilm", "--depth", "1",
+                             "--freeze", "layers:2", "--lr", "1e-4", "--layer-lr-decay", "0.5", "--head-lr", "1e-3"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.split("parameter groups")[1].splitlines()[3:]
+            if line.strip() and "(no" not in line}
+    assert rows["head"][3] == "0.001" and rows["layer.5"][3] == "0.0001" and rows["layer.2"][3] == "1.25e-05"
+    assert rows["layer.1"][-1] == rows["layer.0"][-1] == rows["embeddings"][-1] == "frozen"

@@ -26,9 +26,17 @@ class TqdmHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML file of settings (flags given here override it).")
+# Settings `inspect` takes to show the parameter groups `train` would build.
+INSPECT_STRATEGY = ("freeze", "unfreeze", "lr", "head_lr", "layer_lr_decay", "weight_decay", "peft", "lora_r",
+                    "lora_targets", "prompt_tokens")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    if only is None:
+        parser.add_argument("--config", help="YAML file of settings (flags given here override it).")
     for f in dataclasses.fields(TrainConfig):
+        if only is not None and f.name not in only:
+            continue
         kind = field_type(TrainConfig, f.name)
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         help_text = f"{f.metadata['help']} (default: {default})"
@@ -68,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--text", help="Show how this text tokenizes.")
     inspect.add_argument("--compare", nargs=2, metavar=("A", "B"), help="Cosine similarity of two texts' embeddings.")
     inspect.add_argument("--depth", type=int, default=3, help="Module depth of the parameter table (default: 3).")
+    strategy = inspect.add_argument_group("strategy", "Show the parameter groups (learning rates, frozen or "
+                                          "trainable) that train would build with these settings.")
+    add_config_flags(strategy, only=INSPECT_STRATEGY)
 
     demo = commands.add_parser("demo", help="Fine-tune minilm on BBC News (5 topics) and predict new sentences.")
     demo.add_argument("--output", default="runs/demo", help="Run folder (default: runs/demo).")
@@ -119,7 +130,8 @@ def run_predict(args) -> None:
 def run_inspect(args) -> None:
     from .inspect import inspect_model
 
-    print(inspect_model(args.model, args.text, args.compare, args.depth))
+    strategy = {name: getattr(args, name) for name in INSPECT_STRATEGY if hasattr(args, name)}
+    print(inspect_model(args.model, args.text, args.compare, args.depth, strategy))
 
 
 def run_demo(args) -> None:

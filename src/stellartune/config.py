@@ -9,6 +9,7 @@ defaults < YAML file < command-line flags (or keyword arguments).
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -33,13 +34,16 @@ class TrainConfig:
     train: str | None = setting(None, "Training data: CSV/TSV/JSON/JSONL/Parquet file, a saved Hugging Face dataset folder, or hf:NAME[@CONFIG][:SPLIT].")
     eval: str | None = setting(None, "Evaluation data (same formats). When absent, --eval-split of the training data is held out.")
     output: str = setting("runs/latest", "Run folder: config, logs, metrics, predictions, checkpoints and the final model.")
-    task: str = setting("auto", "auto: detected from the label column (floats -> regression, lists or delimited labels -> multi-label, else classification).",
-                        choices=("auto", "classification", "multi-label", "regression"))
+    task: str = setting("auto", "auto: CoNLL files or token/tag lists -> ner; else from the label column (floats -> regression, lists or delimited labels -> multi-label, else classification).",
+                        choices=("auto", "classification", "multi-label", "regression", "ner"))
     # --- columns -----------------------------------------------------------------------
     text_column: str | None = setting(None, "Column with the text (auto: text, sentence, sentence1, ...).")
     text_pair_column: str | None = setting(None, "Second text column for sentence pairs (auto: sentence2, hypothesis, ...; 'none' to disable).")
     label_column: str | None = setting(None, "Column with the label (auto: label, labels, score, ...).")
     label_delimiter: str = setting(",", "Separator of several labels in one cell (multi-label).")
+    tag_column: int = setting(-1, "NER from CoNLL files: the column holding the tag (-1: the last).")
+    subword_labels: str = setting("first", "NER: train on the first subword of each word only, or on all (later pieces get I- tags). Evaluation always reads the first.",
+                                  choices=("first", "all"))
     eval_split: float = setting(0.1, "Fraction of the training data held out (seeded, stratified) when no --eval is given.")
     max_length: int = setting(128, "Maximum tokens per example; longer inputs are truncated and counted in the log.")
     # --- model head ----------------------------------------------------------------------
@@ -50,6 +54,22 @@ class TrainConfig:
     head_activation: str = setting("gelu", "MLP head activation.", choices=("relu", "gelu", "tanh"))
     head_dropout: float = setting(0.1, "Dropout before each head layer.")
     dropout: float | None = setting(None, "Override the encoder's dropout probabilities (hidden and attention); default: the model's own.")
+    # --- transfer strategy (strategies/) -------------------------------------------------
+    freeze: str = setting("none", "Frozen parameters: none, embeddings, layers:N (embeddings and the bottom N layers) or encoder (train the head only).")
+    unfreeze: str = setting("none", "gradual: start with only the head trainable and unfreeze one more layer group from the top every --unfreeze-every steps (default: every epoch).",
+                            choices=("none", "gradual"))
+    unfreeze_every: int | None = setting(None, "Steps between unfreezing steps of --unfreeze gradual (default: one epoch).")
+    head_lr: float | None = setting(None, "Learning rate of the head (default: --lr).")
+    layer_lr_decay: float = setting(1.0, "Layer-wise learning-rate decay: each layer gets the rate of the one above times this; embeddings lowest.")
+    feature_cache: bool = setting(True, "With --freeze encoder, compute the encoder outputs once (cached on disk) and train the head on them.")
+    peft: str = setting("none", "Parameter-efficient tuning through PEFT: lora, prompt (prompt tuning) or prefix (prefix tuning, P-tuning v2 style). The head always trains.",
+                        choices=("none", "lora", "prompt", "prefix"))
+    lora_r: int = setting(8, "LoRA rank.")
+    lora_alpha: float = setting(16.0, "LoRA scaling alpha.")
+    lora_dropout: float = setting(0.1, "Dropout on the LoRA input.")
+    lora_targets: str | None = setting(None, "Comma-separated module names LoRA adapts (default: the attention query and value projections of the architecture).")
+    prompt_tokens: int = setting(20, "Virtual tokens of prompt or prefix tuning.")
+    merge: bool = setting(False, "With --peft lora, save a plain model with the adapter merged into the weights (loads with transformers.pipeline).")
     # --- optimisation ------------------------------------------------------------------
     epochs: float = setting(3.0, "Training epochs (ignored when --max-steps is set).")
     max_steps: int | None = setting(None, "Stop after this many optimizer steps.")
@@ -82,7 +102,7 @@ class TrainConfig:
             value = getattr(self, f.name)
             if choices and value not in choices:
                 raise StellarError(f"{flag_name(f)} must be one of {', '.join(choices)}; got {value!r}")
-        positive = ["batch_size", "grad_accum", "max_length", "log_steps"]
+        positive = ["batch_size", "grad_accum", "max_length", "log_steps", "lora_r", "prompt_tokens"]
         for name in positive:
             if getattr(self, name) < 1:
                 raise StellarError(f"{flag_name(name)} must be at least 1; got {getattr(self, name)}")
@@ -90,6 +110,16 @@ class TrainConfig:
             raise StellarError(f"--eval-split must be between 0 and 1; got {self.eval_split}")
         if self.batch_size % self.grad_accum:
             raise StellarError(f"--batch-size ({self.batch_size}) must be a multiple of --grad-accum ({self.grad_accum})")
+        if not re.fullmatch(r"none|embeddings|encoder|layers:\d+", self.freeze):
+            raise StellarError(f"--freeze must be none, embeddings, encoder or layers:N (N a number); got {self.freeze!r}")
+        if self.peft != "none" and self.freeze != "none":
+            raise StellarError("--freeze does not combine with --peft: PEFT already freezes the encoder")
+        if self.merge and self.peft != "lora":
+            raise StellarError("--merge needs --peft lora (prompt and prefix tuning cannot be merged into the weights)")
+        if self.unfreeze_every is not None and (self.unfreeze != "gradual" or self.unfreeze_every < 1):
+            raise StellarError("--unfreeze-every takes a number of steps (1 or more) and needs --unfreeze gradual")
+        if not 0 < self.layer_lr_decay <= 1:
+            raise StellarError(f"--layer-lr-decay must be in (0, 1]; got {self.layer_lr_decay}")
         if self.epochs <= 0 and not self.max_steps:
             raise StellarError("--epochs must be positive (or give --max-steps)")
 

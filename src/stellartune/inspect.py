@@ -7,10 +7,14 @@ from pathlib import Path
 import torch
 from transformers import AutoModel
 
+from .config import TrainConfig
 from .evaluation.report import format_table
-from .models import load_classifier, load_tokenizer, resolve_model
+from .models import build_classifier, load_classifier, load_tokenizer, resolve_model
 from .models.heads import pool
 from .models.loading import quiet_transformers
+from .strategies import apply_strategy, describe_strategy
+from .strategies.layers import encoder_parts, group_rank
+from .strategies.learning_rates import parameter_groups
 
 
 def load_for_inspection(name: str):
@@ -65,7 +69,39 @@ def embed(model, tokenizer, texts: list[str]) -> torch.Tensor:
         return pool(encoder(**batch), batch["attention_mask"], "mean")
 
 
-def inspect_model(name: str, text: str | None = None, compare: list[str] | None = None, depth: int = 3) -> str:
+def with_strategy(name: str, config: TrainConfig) -> torch.nn.Module:
+    """A two-label classifier over the model, with the strategy applied (as `train` would)."""
+    model = build_classifier(resolve_model(name), id2label={0: "0", 1: "1"},
+                             problem_type="single_label_classification", head=None)
+    return apply_strategy(model, config)
+
+
+def parameter_groups_table(model: torch.nn.Module, config: TrainConfig) -> str:
+    """The optimizer's groups as `train` builds them, and the frozen parameters, per layer group."""
+    rows = [[g["name"], len(g["params"]), f"{sum(p.numel() for p in g['params']):,}", f"{g['lr']:.3g}",
+             g["weight_decay"], "trainable"]
+            for g in parameter_groups(model, config.lr, config.weight_decay, config.head_lr, config.layer_lr_decay)]
+    parts = encoder_parts(model)
+    groups = parts.group_of_parameters(model)
+    frozen: dict[str, list] = {}
+    for parameter in model.parameters():
+        if not parameter.requires_grad:
+            frozen.setdefault(groups[id(parameter)], []).append(parameter)
+    for group in sorted(frozen, key=lambda g: group_rank(g, len(parts.layers))):
+        rows.append([group, len(frozen[group]), f"{sum(p.numel() for p in frozen[group]):,}", "-", "-", "frozen"])
+    return (f"parameter groups ({describe_strategy(config)}):\n"
+            + format_table(rows, ["group", "tensors", "parameters", "lr", "weight decay", "status"]))
+
+
+def inspect_model(name: str, text: str | None = None, compare: list[str] | None = None, depth: int = 3,
+                  strategy: dict | None = None) -> str:
+    """`strategy`: TrainConfig settings (freeze, layer_lr_decay, head_lr, lr, peft, ...) whose
+    parameter groups to show, on a classifier built over the model."""
+    if strategy:
+        config = TrainConfig(**strategy)
+        model = with_strategy(name, config)
+        return "\n\n".join([f"model: {name} ({type(model).__name__})", parameter_table(model, depth),
+                              parameter_groups_table(model, config)])
     model, tokenizer = load_for_inspection(name)
     parts = [f"model: {name} ({type(model).__name__})", parameter_table(model, depth)]
     if text:

@@ -39,6 +39,8 @@ class Examples:
     labels: list | None  # str (classification), list[str] (multi-label) or float (regression)
     positions: list[str]  # "train.csv, line 7", for messages
     columns: Columns
+    words: list[list[str]] | None = None  # token tasks: each text's words ...
+    offsets: list[list[tuple[int, int]]] | None = None  # ... and their character spans in the text
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -46,7 +48,7 @@ class Examples:
     def subset(self, indices) -> "Examples":
         pick = lambda values: None if values is None else [values[i] for i in indices]
         return replace(self, texts=pick(self.texts), pairs=pick(self.pairs), labels=pick(self.labels),
-                       positions=pick(self.positions))
+                       positions=pick(self.positions), words=pick(self.words), offsets=pick(self.offsets))
 
 
 def resolve_columns(table: Table, text=None, pair=None, label=None, need_label=True) -> Columns:

@@ -46,3 +46,22 @@ def best_threshold(probabilities: np.ndarray, gold: np.ndarray) -> float:
     grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
     scores = [f1_score(gold, probabilities >= t, average="micro", zero_division=0) for t in grid]
     return float(grid[int(np.argmax(scores))])
+
+
+def entity_metrics(predicted: list[list[str]], gold: list[list[str]]) -> dict:
+    """Entity-level scores with seqeval (conlleval semantics by default, and strict IOB2), plus
+    word accuracy. `predicted` and `gold` are BIO tag sequences, one per sentence."""
+    from seqeval.metrics import classification_report, f1_score as entity_f1
+    from seqeval.scheme import IOB2
+
+    report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    micro = report["micro avg"]
+    words = [(p, g) for ps, gs in zip(predicted, gold) for p, g in zip(ps, gs)]
+    return {
+        "f1": float(micro["f1-score"]), "precision": float(micro["precision"]), "recall": float(micro["recall"]),
+        "strict_f1": float(entity_f1(gold, predicted, mode="strict", scheme=IOB2, zero_division=0)),
+        "word_accuracy": sum(p == g for p, g in words) / max(len(words), 1),
+        "per_class": {kind: {"precision": float(v["precision"]), "recall": float(v["recall"]),
+                             "f1": float(v["f1-score"]), "support": int(v["support"])}
+                      for kind, v in report.items() if not kind.endswith(" avg")},
+    }

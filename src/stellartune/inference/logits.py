@@ -1,8 +1,9 @@
-"""Run a model over encoded examples in length-sorted batches and return logits in input order."""
+"""Run a model over encoded examples in length-sorted batches and return outputs in input order."""
 
 from __future__ import annotations
 
 import contextlib
+from typing import Callable
 
 import torch
 
@@ -13,6 +14,13 @@ from ..training.batching import collate, inference_batches
 
 def compute_logits(model, encoded: Encoded, tokenizer, batch_size: int = 64, device=None,
                    autocast=contextlib.nullcontext) -> torch.Tensor:
+    return compute_outputs(model, lambda inputs: forward_logits(model, inputs), encoded, tokenizer, batch_size,
+                           device, autocast)
+
+
+def compute_outputs(model, forward: Callable[[dict], torch.Tensor], encoded: Encoded, tokenizer,
+                    batch_size: int = 64, device=None, autocast=contextlib.nullcontext) -> torch.Tensor:
+    """`forward(inputs)` per batch, in eval mode and without gradients; one row per example."""
     device = device or next(model.parameters()).device
     accepted = accepted_inputs(model)
     was_training = model.training
@@ -21,7 +29,8 @@ def compute_logits(model, encoded: Encoded, tokenizer, batch_size: int = 64, dev
     with torch.inference_mode(), autocast():
         for batch in inference_batches(encoded.lengths, batch_size):
             inputs = collate([encoded.features[i] for i in batch], tokenizer, accepted)
-            logits = forward_logits(model, {k: v.to(device) for k, v in inputs.items()}).float().cpu()
-            pieces.update(zip(batch, logits))
+            outputs = forward({k: v.to(device) for k, v in inputs.items()}).float().cpu()
+            pieces.update(zip(batch, outputs))
     model.train(was_training)
-    return torch.stack([pieces[i] for i in range(len(encoded))])
+    # padded to the longest: token tasks return one row per token, and batches differ in length
+    return torch.nn.utils.rnn.pad_sequence([pieces[i] for i in range(len(encoded))], batch_first=True)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from ..data import build_examples, read_table
-from ..data.examples import Columns, Examples, resolve_columns
+from ..data import columns_for, examples_for, read_table
+from ..data.examples import Columns, Examples
+from ..data.token_examples import read_token_table, split_words
 from ..errors import StellarError
+from ..models.heads import EncoderWithHead
 from ..models.loading import load_classifier, load_tokenizer, quiet_transformers
-from ..tasks import task_from_dict
+from ..strategies.layers import inner_model
+from ..strategies.peft import ADAPTER_CONFIG, is_peft, load_peft_classifier
+from ..tasks import Encoded, task_from_dict
 from .logits import compute_logits
 
 META_FILE = "stellartune.json"
@@ -22,11 +27,13 @@ class FineTunedModel:
     """What `fit` returns and `load` gives back: model, tokenizer and task, with predict/evaluate/save."""
 
     def __init__(self, model, tokenizer, task, max_length: int, columns: Columns, label_delimiter: str = ",",
-                 base_model: str = "", metrics: dict | None = None, run_dir: Path | None = None):
+                 base_model: str = "", metrics: dict | None = None, run_dir: Path | None = None,
+                 strategy: dict | None = None):
         self.model, self.tokenizer, self.task = model, tokenizer, task
         self.max_length, self.columns, self.label_delimiter = max_length, columns, label_delimiter
         self.base_model = base_model
         self.metrics, self.run_dir = metrics or {}, run_dir
+        self.strategy = strategy or {}  # transfer strategy settings it was trained with
 
     @property
     def labels(self) -> list[str]:
@@ -42,43 +49,59 @@ class FineTunedModel:
         if not (folder / META_FILE).exists():
             raise StellarError(f"{path}: not a stellartune model (no {META_FILE}); give a run folder or its model/ folder")
         meta = json.loads((folder / META_FILE).read_text())
-        model = load_classifier(folder).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(model, load_tokenizer(str(folder)), task_from_dict(meta["task"]), meta["max_length"],
-                   Columns(**meta["columns"]), meta["label_delimiter"], meta["base_model"])
+        task = task_from_dict(meta["task"])
+        model = (load_peft_classifier(folder, meta["base_model"], task) if (folder / ADAPTER_CONFIG).exists()
+                 else load_classifier(folder))
+        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return cls(model, load_tokenizer(str(folder)), task, meta["max_length"], Columns(**meta["columns"]),
+                   meta["label_delimiter"], meta["base_model"], strategy=meta.get("strategy"))
 
     def save(self, folder: str | Path) -> Path:
-        """A standard Hugging Face folder (weights as safetensors, tokenizer) plus stellartune.json."""
+        """A standard Hugging Face folder (weights as safetensors, tokenizer) plus stellartune.json; a PEFT
+        model saves its adapter and head only (`adapter_config.json`, `adapter_model.safetensors`)."""
         folder = Path(folder)
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         with quiet_transformers():
             self.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
+        if is_peft(self.model) and isinstance(inner_model(self.model), EncoderWithHead):
+            inner_model(self.model).save_head_config(tmp)
         meta = {"task": self.task.to_dict(), "max_length": self.max_length, "columns": vars(self.columns),
-                "label_delimiter": self.label_delimiter, "base_model": self.base_model}
+                "label_delimiter": self.label_delimiter, "base_model": self.base_model, "strategy": self.strategy}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
         return folder
 
     # --- use -----------------------------------------------------------------------------------
-    def logits(self, examples: Examples, batch_size: int = 64) -> torch.Tensor:
+    def run(self, examples: Examples, batch_size: int = 64) -> tuple[torch.Tensor, Encoded]:
         encoded = self.task.encode(examples, self.tokenizer, self.max_length)
-        return compute_logits(self.model, encoded, self.tokenizer, batch_size)
+        return compute_logits(self.model, encoded, self.tokenizer, batch_size), encoded
 
     def predict(self, texts: list[str] | str, pairs: list[str] | None = None, batch_size: int = 64) -> list[dict]:
-        """One dict per text: label and score (classification), labels (multi-label) or score (regression)."""
+        """One dict per text: label and score (classification), labels (multi-label), score
+        (regression) or entities with character offsets (NER)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
-        examples = Examples(texts, pairs, None, [f"input {i + 1}" for i in range(len(texts))], self.columns)
-        return self.task.predictions(self.logits(examples, batch_size))
+        positions = [f"input {i + 1}" for i in range(len(texts))]
+        examples = Examples(texts, pairs, None, positions, self.columns)
+        if self.task.name == "ner":  # raw text: split into words here, keeping each word's characters
+            words = [split_words(text) for text in texts]
+            empty = next((p for p, (w, _) in zip(positions, words) if not w), None)
+            if empty:
+                raise StellarError(f"{empty}: no words to tag")
+            examples = replace(examples, words=[w for w, _ in words], offsets=[o for _, o in words])
+        logits, encoded = self.run(examples, batch_size)
+        return self.task.predictions(logits, encoded, examples)
 
     def evaluate(self, data, batch_size: int = 64) -> dict:
         """Metrics on a labeled file, dataset or list of records, with the columns used in training."""
-        table = read_table(data)
-        columns = resolve_columns(table, self.columns.text if self.columns.text in table.columns else None,
-                                  self.columns.pair if self.columns.pair in table.columns else None,
-                                  self.columns.label if self.columns.label in table.columns else None)
-        examples = build_examples(table, columns, self.task.problem, self.label_delimiter)
+        problem = self.task.problem
+        table = read_token_table(data) if problem == "ner" else read_table(data)
+        known = lambda column: column if column in table.columns else None
+        columns = columns_for(problem, table, known(self.columns.text), known(self.columns.pair),
+                              known(self.columns.label))
+        examples = examples_for(problem, table, columns, self.label_delimiter)
         self.task.check_known_labels(examples)
-        encoded = self.task.encode(examples, self.tokenizer, self.max_length)
-        return self.task.metrics(compute_logits(self.model, encoded, self.tokenizer, batch_size), encoded.targets)
+        logits, encoded = self.run(examples, batch_size)
+        return self.task.metrics(logits, encoded)

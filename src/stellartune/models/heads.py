@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+HEAD_CONFIG_FILE = "head.json"
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
@@ -66,11 +67,14 @@ class EncoderWithHead(nn.Module):
     def save_pretrained(self, folder: Path, **kwargs) -> None:
         self.encoder.save_pretrained(folder, **kwargs)
         save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(Path(folder) / "head.safetensors"))
-        (Path(folder) / "head.json").write_text(json.dumps(asdict(self.head_config), indent=2))
+        self.save_head_config(folder)
+
+    def save_head_config(self, folder: Path) -> None:
+        (Path(folder) / HEAD_CONFIG_FILE).write_text(json.dumps(asdict(self.head_config), indent=2))
 
     @classmethod
     def from_folder(cls, encoder: nn.Module, folder: Path) -> "EncoderWithHead":
-        config = HeadConfig(**json.loads((Path(folder) / "head.json").read_text()))
+        config = HeadConfig(**json.loads((Path(folder) / HEAD_CONFIG_FILE).read_text()))
         model = cls(encoder, config)
         model.head.load_state_dict(load_file(str(Path(folder) / "head.safetensors")))
         return model

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                          AutoTokenizer)
 
 from ..errors import StellarError
 from .heads import EncoderWithHead, HeadConfig
 
+AUTO_CLASSES = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification}
 # Names that architectures use for dropout probabilities; --dropout sets every one present.
 DROPOUT_ATTRIBUTES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout",
                       "attention_dropout", "seq_classif_dropout", "hidden_dropout", "embedding_dropout",
@@ -54,15 +56,15 @@ def load_config(path: str, trust_remote_code: bool = False, dropout: float | Non
     return config
 
 
-def build_classifier(path: str, *, id2label: dict[int, str], problem_type: str, head: HeadConfig | None,
-                     dropout: float | None = None, trust_remote_code: bool = False) -> torch.nn.Module:
-    """The architecture's own sequence-classification model, or an encoder with a custom head."""
+def build_classifier(path: str, *, id2label: dict[int, str], problem_type: str | None, head: HeadConfig | None,
+                     dropout: float | None = None, trust_remote_code: bool = False,
+                     kind: str = "sequence") -> torch.nn.Module:
+    """The architecture's own sequence (or token) classification model, or an encoder with a custom head."""
     config = load_config(path, trust_remote_code, dropout, num_labels=len(id2label), id2label=id2label,
                          label2id={v: k for k, v in id2label.items()}, problem_type=problem_type)
     with quiet_transformers():
         if head is None:
-            return AutoModelForSequenceClassification.from_pretrained(path, config=config,
-                                                                      trust_remote_code=trust_remote_code)
+            return AUTO_CLASSES[kind].from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
         encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
     return EncoderWithHead(encoder, head)
 
@@ -82,11 +84,18 @@ def load_classifier(folder: str | Path) -> torch.nn.Module:
     with quiet_transformers():
         if (folder / "head.json").exists():
             return EncoderWithHead.from_folder(AutoModel.from_pretrained(folder), folder)
-        return AutoModelForSequenceClassification.from_pretrained(folder)
+        return AUTO_CLASSES[saved_kind(folder)].from_pretrained(folder)
+
+
+def saved_kind(folder: Path) -> str:
+    """sequence or token, from the architecture named in the saved config.json."""
+    architectures = AutoConfig.from_pretrained(folder).architectures or [""]
+    return "token" if architectures[0].endswith("ForTokenClassification") else "sequence"
 
 
 def accepted_inputs(model: torch.nn.Module) -> set[str]:
     """Tokenizer outputs the model's forward takes (DistilBERT and MPNet take no token_type_ids)."""
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model  # inside a PEFT wrapper
     target = model.encoder if isinstance(model, EncoderWithHead) else model
     return set(inspect.signature(target.forward).parameters)
 

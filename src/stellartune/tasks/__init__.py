@@ -2,8 +2,16 @@
 
 from .base import Encoded, Task
 from .classification import ClassificationTask
+from .token_classification import TokenClassificationTask
 
-TASKS = {"classification": ClassificationTask}
+TASKS = {"classification": ClassificationTask, "ner": TokenClassificationTask}
+
+
+def task_for(problem: str, train, config) -> Task:
+    """The task a training run needs, with its labels taken from the training examples."""
+    if problem == "ner":
+        return TokenClassificationTask.from_examples(train, config.subword_labels)
+    return ClassificationTask.from_examples(problem, train, config.class_weights)
 
 
 def task_from_dict(data: dict) -> Task:
@@ -11,4 +19,4 @@ def task_from_dict(data: dict) -> Task:
     return TASKS[data["task"]].from_dict(data)
 
 
-__all__ = ["Encoded", "Task", "ClassificationTask", "TASKS", "task_from_dict"]
+__all__ = ["Encoded", "Task", "ClassificationTask", "TokenClassificationTask", "TASKS", "task_for", "task_from_dict"]

@@ -21,6 +21,8 @@ class Encoded:
     lengths: list[int]
     targets: torch.Tensor | None
     truncated: int  # how many examples were cut at max_length
+    windows: list | None = None  # token tasks: which sentence and words each encoded window holds
+    split: int = 0  # token tasks: sentences longer than max_length, split into several windows
 
     def __len__(self) -> int:
         return len(self.features)
@@ -35,8 +37,9 @@ class Task(Protocol):
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """One loss value per example (the engine averages over the global batch)."""
 
-    def metrics(self, logits: torch.Tensor, targets: torch.Tensor, tune: bool = False) -> dict: ...
+    def metrics(self, logits: torch.Tensor, encoded: Encoded, tune: bool = False) -> dict: ...
 
-    def predictions(self, logits: torch.Tensor) -> list[dict]: ...
+    def predictions(self, logits: torch.Tensor, encoded: Encoded, examples) -> list[dict]:
+        """One dict per example (not per encoded window) for the user."""
 
     def to_dict(self) -> dict: ...

@@ -24,6 +24,7 @@ PROBLEM_TYPES = {"classification": "single_label_classification", "multi-label":
 
 class ClassificationTask:
     name = "classification"
+    model_kind = "sequence"  # one output per text: AutoModelForSequenceClassification
 
     def __init__(self, problem: str, labels: list[str], threshold: float = 0.5,
                  class_weights: list[float] | None = None):
@@ -112,9 +113,9 @@ class ClassificationTask:
         weight = torch.tensor(self.class_weights, device=logits.device) if self.class_weights else None
         return F.cross_entropy(logits, targets, weight=weight, reduction="none")
 
-    def metrics(self, logits: torch.Tensor, targets: torch.Tensor, tune: bool = False) -> dict:
+    def metrics(self, logits: torch.Tensor, encoded: Encoded, tune: bool = False) -> dict:
         """With `tune`, multi-label also picks (and keeps) the threshold that maximises micro-F1 here."""
-        logits, gold = logits.float().cpu(), targets.cpu().numpy()
+        logits, gold = logits.float().cpu(), encoded.targets.cpu().numpy()
         if self.problem == "regression":
             return regression_metrics(logits.squeeze(-1).numpy(), gold)
         if self.problem == "classification":
@@ -125,7 +126,7 @@ class ClassificationTask:
         return {**multi_label_metrics((probabilities >= self.threshold).astype(int), gold.astype(int), self.labels),
                 "threshold": self.threshold}
 
-    def predictions(self, logits: torch.Tensor) -> list[dict]:
+    def predictions(self, logits: torch.Tensor, encoded: Encoded | None = None, examples=None) -> list[dict]:
         logits = logits.float().cpu()
         if self.problem == "regression":
             return [{"score": float(v)} for v in logits.squeeze(-1).tolist()]

@@ -36,6 +36,9 @@ def shard(batch: list[int], parts: int, index: int) -> list[int]:
 
 
 def collate(features: list[dict], tokenizer, accepted: set[str]) -> dict[str, torch.Tensor]:
-    """Pad to the longest example with the tokenizer's own rules; drop inputs the model does not take."""
+    """Pad to the longest example with the tokenizer's own rules; drop inputs the model does not take.
+    Cached encoder outputs (strategies/feature_cache.py) are stacked as they are."""
+    if "cached" in features[0]:
+        return {"cached": torch.stack([f["cached"] for f in features])}
     padded = tokenizer.pad([{k: v for k, v in f.items() if k in accepted} for f in features], return_tensors="pt")
     return dict(padded)

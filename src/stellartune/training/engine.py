@@ -23,6 +23,7 @@ from ..inference.logits import compute_logits
 from ..models.loading import accepted_inputs, forward_logits
 from .batching import collate, shard, training_batches
 from .checkpoint import latest_checkpoint, load_checkpoint, load_weights, prune_checkpoints, save_checkpoint
+from ..strategies import GradualUnfreezing, train_mode
 from .optim import build_optimizer, build_scheduler
 
 LOWER_IS_BETTER = {"mse", "loss"}
@@ -57,8 +58,12 @@ def usable_batches(lengths, config, epoch: int, parts: int) -> list[list[int]]:
     return [b for b in training_batches(lengths, config.batch_size, config.seed, epoch) if len(b) >= parts]
 
 
-def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Path, accelerator, say) -> LoopState:
+def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Path, accelerator, say,
+                unfreezer: GradualUnfreezing | None = None) -> LoopState:
     world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
+    if unfreezer and world > 1:
+        raise StellarError("--unfreeze gradual runs in one process for now (DDP fixes the trained parameters "
+                           "when it starts); drop it or train without torchrun")
     parts = world * config.grad_accum
     batches_per_epoch = len(usable_batches(train_set.lengths, config, 0, parts))
     skipped = len(train_set) - sum(map(len, usable_batches(train_set.lengths, config, 0, parts)))
@@ -68,7 +73,7 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
     total_steps = config.max_steps or math.ceil(batches_per_epoch * config.epochs)
     eval_every = config.eval_steps or batches_per_epoch
     accepted = accepted_inputs(model)
-    optimizer = build_optimizer(model, config.lr, config.weight_decay)
+    optimizer = build_optimizer(model, config)  # before unfreezing: holds all that will train
     scheduler = build_scheduler(optimizer, config.scheduler, total_steps, config.warmup_ratio)
     model, optimizer = accelerator.prepare(model, optimizer)
     checkpoints, log = run_dir / "checkpoints", RunLog(run_dir / "log.jsonl", main)
@@ -82,12 +87,16 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
     progress = tqdm(total=total_steps, initial=state.step, disable=not (main and config.progress),
                     desc="training", unit="step", dynamic_ncols=True)
     window_start, window_examples, window_loss = time.perf_counter(), 0, 0.0
+    epoch_seconds = 0.0  # training time of the current epoch, evaluation excluded
     shown = {}  # progress-bar fields: live loss and the last eval metric
     while state.step < total_steps and not state.stopped_early:
         batches = usable_batches(train_set.lengths, config, state.epoch, parts)
         for batch in batches[state.batch_in_epoch :]:
             # ---- one optimizer step over a global batch: micro-batches, then this process's share
-            model.train()
+            step_started = time.perf_counter()
+            if unfreezer and (change := unfreezer.update(state.epoch, state.step)):
+                say(change)
+            train_mode(accelerator.unwrap_model(model))
             step_loss = 0.0
             for k in range(config.grad_accum):
                 local = shard(shard(batch, config.grad_accum, k), world, rank)
@@ -108,6 +117,9 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
             state.batch_in_epoch += 1
+            epoch_seconds += time.perf_counter() - step_started
+            if state.batch_in_epoch == len(batches):
+                log.write({"epoch_end": state.epoch + 1, "step": state.step, "train_seconds": round(epoch_seconds, 3)})
             # ---- bookkeeping: progress, log, evaluation and checkpoint
             window_examples += len(batch)
             window_loss += step_loss
@@ -130,7 +142,7 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
             if state.step >= total_steps or state.stopped_early:
                 break
         else:
-            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            state.epoch, state.batch_in_epoch, epoch_seconds = state.epoch + 1, 0, 0.0
     progress.close()
     if config.restore_best and state.best_checkpoint and state.best_step != state.step:
         load_weights(Path(state.best_checkpoint), accelerator.unwrap_model(model))
@@ -175,4 +187,4 @@ def evaluate_and_checkpoint(model, optimizer, scheduler, task, eval_set, tokeniz
 def evaluate(model, task, encoded, tokenizer, config, accelerator, tune: bool = True) -> dict:
     logits = compute_logits(model, encoded, tokenizer, batch_size=2 * config.batch_size,
                             device=accelerator.device, autocast=accelerator.autocast)
-    return task.metrics(logits, encoded.targets, tune=tune)
+    return task.metrics(logits, encoded, tune=tune)

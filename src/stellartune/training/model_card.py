@@ -5,11 +5,14 @@ from __future__ import annotations
 import shutil
 
 from ..evaluation.report import format_table
+from ..strategies import describe_strategy
 
+PIPELINES = {"sequence": "text-classification", "token": "token-classification"}
 CARD = """# {name}
 
 Fine-tuned with [stellartune](https://github.com/stellartune/stellartune) from **{model}** for
 {problem} over {n_labels} label(s): {labels}.
+Transfer strategy: {strategy}.
 
 ## Use
 
@@ -41,13 +44,13 @@ model.predict(["some text"])
 
 def write_model_card(run_dir, config, result, state) -> None:
     task = result.task
-    standard = not (run_dir / "model" / "head.json").exists()
+    standard = not any((run_dir / "model" / name).exists() for name in ("head.json", "adapter_config.json"))
     pipeline = ("\nThe model folder is a standard Hugging Face checkpoint:\n"
-                f"`transformers.pipeline(\"text-classification\", model=\"{run_dir}/model\")`.\n") if standard else ""
+                f"`transformers.pipeline(\"{PIPELINES[task.model_kind]}\", model=\"{run_dir}/model\")`.\n") if standard else ""
     numbers = [[k, v] for k, v in result.metrics.items() if isinstance(v, float)]
     settings = [[k, v] for k, v in config.to_dict().items() if k not in ("train", "eval", "output")]
     text = CARD.format(
-        name=run_dir.name, model=config.model, problem=task.problem, n_labels=len(task.labels),
+        name=run_dir.name, model=config.model, strategy=describe_strategy(config), problem=task.problem, n_labels=len(task.labels),
         labels=", ".join(task.labels[:30]) + (" ..." if len(task.labels) > 30 else ""), run_dir=run_dir,
         pipeline=pipeline, train=config.train, eval=config.eval or f"{config.eval_split:.0%} held out of training",
         columns=result.columns.describe(), best_step=state.best_step, steps=state.step,

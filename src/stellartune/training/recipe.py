@@ -16,14 +16,18 @@ from accelerate import Accelerator
 from transformers import set_seed
 
 from ..config import TrainConfig
-from ..data import build_examples, read_table, split_examples
-from ..data.examples import detect_task, resolve_columns
+from ..data import columns_for, examples_for, read_table, split_examples
+from ..data.examples import detect_task
+from ..data.token_examples import is_token_table, read_token_table
 from ..errors import StellarError
 from ..evaluation.report import metrics_report
 from ..inference.logits import compute_logits
 from ..inference.predictor import FineTunedModel
 from ..models import HeadConfig, build_classifier, load_tokenizer, output_layer, resolve_model
-from ..tasks import ClassificationTask
+from ..tasks import task_for
+from ..strategies import GradualUnfreezing, apply_strategy, describe_strategy, strategy_record
+from ..strategies.feature_cache import head_only_training
+from ..strategies.peft import adapter_megabytes, is_peft, merge
 from .checkpoint import latest_checkpoint
 from .engine import train_model
 from .model_card import write_model_card
@@ -38,17 +42,8 @@ def fit(config: TrainConfig) -> FineTunedModel:
     set_seed(config.seed)
 
     # ---- data
-    if not config.train:
-        raise StellarError("--train is required: a CSV/TSV/JSON/JSONL/Parquet file or a dataset")
-    train_table = read_table(config.train)
-    columns = resolve_columns(train_table, config.text_column, config.text_pair_column, config.label_column)
-    problem = detect_task(train_table, columns.label, config.label_delimiter) if config.task == "auto" else config.task
-    train_examples = build_examples(train_table, columns, problem, config.label_delimiter)
-    if config.eval:
-        eval_table = read_table(config.eval)
-        eval_columns = resolve_columns(eval_table, columns.text, columns.pair, columns.label)
-        eval_examples = build_examples(eval_table, eval_columns, problem, config.label_delimiter)
-    else:
+    problem, columns, train_examples, eval_examples = read_examples(config)
+    if eval_examples is None:
         train_examples, eval_examples = split_examples(train_examples, config.eval_split, config.seed,
                                                        stratify=problem == "classification")
         say(f"held out {len(eval_examples)} of {len(train_examples) + len(eval_examples)} training rows for evaluation "
@@ -59,16 +54,14 @@ def fit(config: TrainConfig) -> FineTunedModel:
     run_dir = prepare_run_dir(config, accelerator)  # after the data checks: bad input leaves no run folder
 
     # ---- task and model
-    task = ClassificationTask.from_examples(problem, train_examples, config.class_weights)
+    task = task_for(problem, train_examples, config)
     task.check_known_labels(eval_examples)
     model_path = resolve_model(config.model)
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
-    head = None if (config.pooling == "auto" and config.head == "linear") else HeadConfig(
-        pooling="cls" if config.pooling == "auto" else config.pooling, kind=config.head,
-        hidden=config.head_hidden, activation=config.head_activation, dropout=config.head_dropout,
-        num_labels=len(task.labels))
+    head = custom_head(config, task)
     model = build_classifier(model_path, id2label=task.id2label, problem_type=task.problem_type, head=head,
-                             dropout=config.dropout, trust_remote_code=config.trust_remote_code)
+                             dropout=config.dropout, trust_remote_code=config.trust_remote_code,
+                             kind=task.model_kind)
     say(f"model: {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters), "
         f"new {'custom ' + config.head + ' head on ' + head.pooling + ' pooling' if head else 'classification head'} "
         f"for {len(task.labels)} output(s)")
@@ -80,25 +73,75 @@ def fit(config: TrainConfig) -> FineTunedModel:
         if encoded.truncated:
             say(f"{encoded.truncated} of {len(encoded)} {name} examples were longer than --max-length "
                 f"{config.max_length} tokens and were truncated")
+        if encoded.split:
+            say(f"{encoded.split} {name} sentences were longer than --max-length {config.max_length} tokens and "
+                "were split into windows (joined again for scoring)")
 
     prior = task.prior_bias(train_set.targets)
     if prior is not None:  # a resumed run then loads its checkpoint over it
         with torch.no_grad():
             output_layer(model, len(prior)).bias.copy_(prior)
 
+    # ---- transfer strategy: what trains, at which rate, on what
+    model = apply_strategy(model, config).to(accelerator.device)
+    unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
+    trained, train_input, eval_input = model, train_set, eval_set
+    if config.freeze == "encoder" and config.feature_cache and task.model_kind == "sequence":
+        fast_path = head_only_training(model, train_set, eval_set, tokenizer, model_path, config.precision,
+                                       accelerator.device, accelerator.autocast, say)
+        trained, train_input, eval_input = fast_path or (model, train_set, eval_set)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    say(f"strategy: {describe_strategy(config)}; {trainable:,} of {sum(p.numel() for p in model.parameters()):,} "
+        "parameters train")
+
     # ---- train, then evaluate the restored best model
-    state = train_model(model, task, train_set, eval_set, tokenizer, config, run_dir, accelerator, say)
-    model = accelerator.unwrap_model(model)
+    state = train_model(trained, task, train_input, eval_input, tokenizer, config, run_dir, accelerator, say, unfreezer)
+    if config.merge:
+        model = merge(model)
     logits = compute_logits(model, eval_set, tokenizer, 2 * config.batch_size, accelerator.device, accelerator.autocast)
-    metrics = task.metrics(logits, eval_set.targets, tune=True)
+    metrics = task.metrics(logits, eval_set, tune=True)
     result = FineTunedModel(model, tokenizer, task, config.max_length, columns, config.label_delimiter, config.model,
-                            metrics=metrics, run_dir=run_dir)
+                            metrics=metrics, run_dir=run_dir, strategy=strategy_record(config))
     if accelerator.is_main_process:
         say("evaluation of the final model:\n" + metrics_report(metrics, task.labels))
-        write_run(result, config, eval_examples, task.predictions(logits), state, time.time() - started)
-        say(f"saved the model to {run_dir / 'model'}")
+        write_run(result, config, eval_examples, task.predictions(logits, eval_set, eval_examples), state, time.time() - started)
+        say(f"saved the model to {run_dir / 'model'}" + (
+            f" (adapter and head only: {adapter_megabytes(run_dir / 'model'):.2f} MB; the base model loads from "
+            f"{config.model})" if is_peft(model) else ""))
     accelerator.wait_for_everyone()
     return result
+
+
+def custom_head(config: TrainConfig, task) -> HeadConfig | None:
+    """None for the architecture's own head (the default), else stellartune's pooling + head."""
+    if config.pooling == "auto" and config.head == "linear":
+        return None
+    if task.model_kind != "sequence":
+        raise StellarError(f"--pooling and --head shape a sentence classifier; --task {task.name} uses the "
+                           "architecture's own token head")
+    pooling = "cls" if config.pooling == "auto" else config.pooling
+    return HeadConfig(pooling=pooling, kind=config.head, hidden=config.head_hidden, activation=config.head_activation,
+                      dropout=config.head_dropout, num_labels=len(task.labels))
+
+
+def read_examples(config: TrainConfig):
+    """(task, columns, training examples, evaluation examples or None) from --train / --eval."""
+    if not config.train:
+        raise StellarError("--train is required: a CSV/TSV/JSON/JSONL/Parquet/CoNLL file or a dataset")
+    read = (lambda source: read_token_table(source, config.tag_column)) if config.task in ("auto", "ner") else read_table
+    table = read(config.train)
+    problem = config.task
+    if problem == "auto":
+        problem = "ner" if is_token_table(table) else None
+    columns = columns_for(problem or "classification", table, config.text_column, config.text_pair_column,
+                          config.label_column)
+    problem = problem or detect_task(table, columns.label, config.label_delimiter)
+    train_examples = examples_for(problem, table, columns, config.label_delimiter)
+    if not config.eval:
+        return problem, columns, train_examples, None
+    eval_table = read(config.eval)
+    eval_columns = columns_for(problem, eval_table, columns.text, columns.pair, columns.label)
+    return problem, columns, train_examples, examples_for(problem, eval_table, eval_columns, config.label_delimiter)
 
 
 def no_accelerator() -> bool:
