@@ -46,10 +46,13 @@ def aligned(tokenizer, rows, index):
     return [{**{k: encoded[k][i] for k in encoded}, "labels": labels[i]} for i in range(len(rows))]
 
 
-def word_predictions(logits, features, names):
-    """Word tags from first-subword predictions (positions whose label is not -100)."""
-    return [[names[p] for p, label in zip(row.argmax(-1), feature["labels"]) if label != -100]
-            for row, feature in zip(logits, features)]
+def word_tags(logits, features, names):
+    """(predicted, gold) word tags at the first-subword positions, as run_ner.py's compute_metrics:
+    words cut off by truncation at 128 tokens are not scored."""
+    predicted = [[names[p] for p, label in zip(row.argmax(-1), f["labels"]) if label != -100]
+                 for row, f in zip(logits, features)]
+    gold = [[names[label] for label in f["labels"] if label != -100] for f in features]
+    return predicted, gold
 
 
 def run_trainer(args, folder: Path) -> dict:
@@ -82,9 +85,8 @@ def run_trainer(args, folder: Path) -> dict:
     seconds = time.time() - started
     scores = {}
     for name in ("valid", "test"):
-        logits = trainer.predict(features[name]).predictions
-        gold = [r["tags"] for r in splits[name]]
-        scores[name] = f1_score(gold, word_predictions(np.asarray(logits), features[name], names))
+        predicted, gold = word_tags(np.asarray(trainer.predict(features[name]).predictions), features[name], names)
+        scores[name] = f1_score(gold, predicted)
     return {"dev_f1": scores["valid"], "test_f1": scores["test"], "seconds": seconds}
 
 
