@@ -104,7 +104,8 @@ def fit(config: TrainConfig) -> FineTunedModel:
                             metrics=metrics, run_dir=run_dir, strategy=strategy_record(config))
     if accelerator.is_main_process:
         say("evaluation of the final model:\n" + metrics_report(metrics, task.labels))
-        write_run(result, config, eval_examples, task.predictions(logits, eval_set, eval_examples), state, time.time() - started)
+        predictions = task.predictions(logits, eval_set, eval_examples)
+        write_run(result, config, eval_examples, predictions, state, time.time() - started)
         say(f"saved the model to {run_dir / 'model'}" + (
             f" (adapter and head only: {adapter_megabytes(run_dir / 'model'):.2f} MB; the base model loads from "
             f"{config.model})" if is_peft(model) else ""))
