@@ -15,7 +15,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from ..errors import StellarError
