@@ -3,6 +3,7 @@ same model on the same data with the same settings, in one run.
 
     python benchmarks/conll_full.py                       # minilm, 3 epochs, lr 1e-4, batch 32
     python benchmarks/conll_full.py --epochs 2 --skip-hf
+    python benchmarks/conll_full.py --skip-stellartune      # the Trainer half alone
 
 The Trainer side is run_ner.py's recipe: first-subword labels (-100 elsewhere), dynamic padding
 with DataCollatorForTokenClassification, seqeval on word tags; it gets group_by_length (its
@@ -98,11 +99,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--skip-hf", action="store_true", help="Only train with stellartune.")
+    parser.add_argument("--skip-stellartune", action="store_true", help="Only train with the Trainer.")
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(f"needs CoNLL-2003 in {DATA}")
     folder = Path(tempfile.mkdtemp(prefix="stellartune-conll-"))
-    results = {"stellartune": run_stellartune(args, folder)}
+    results = {} if args.skip_stellartune else {"stellartune": run_stellartune(args, folder)}
     if not args.skip_hf:
         results["transformers Trainer (run_ner style)"] = run_trainer(args, folder)
     from stellartune.data.conll import read_conll

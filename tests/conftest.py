@@ -50,3 +50,21 @@ def small_sst2_run(tmp_path_factory, sst2_dev) -> Path:
     stellartune.fit(train=str(train), eval=str(dev), output=str(folder / "run"), max_steps=15, batch_size=16,
                     lr=1e-4, progress=False)
     return folder / "run"
+
+
+def imdb_reviews(split: str, per_label: int) -> list[tuple[str, str]]:
+    """(text, pos|neg) of the first `per_label` reviews of each label in aclImdb's `split`
+    (train or test), with the HTML line breaks the reviews contain turned into spaces."""
+    import tarfile
+
+    wanted, reviews = {"pos": per_label, "neg": per_label}, []
+    with tarfile.open(data_file("imdb/aclImdb_labeled.tar.gz")) as archive:
+        for member in archive:
+            parts = member.name.split("/")  # aclImdb/train/pos/123_9.txt
+            if len(parts) == 4 and parts[1] == split and wanted.get(parts[2], 0) > 0:
+                text = archive.extractfile(member).read().decode("utf-8")
+                reviews.append((text.replace("<br />", " "), parts[2]))
+                wanted[parts[2]] -= 1
+                if not any(wanted.values()):
+                    break
+    return reviews

@@ -5,12 +5,12 @@
     model.predict(["A truly brilliant film."])
 """
 
-from .config import TrainConfig
+from .config import PretrainConfig, TrainConfig
 from .errors import StellarError
 
 __version__ = "0.1.0"
-__all__ = ["fit", "load", "evaluate", "predict", "TrainConfig", "FineTunedModel", "StellarError"]
-LAZY = {"fit": "api", "load": "api", "evaluate": "api", "predict": "api", "FineTunedModel": "inference.predictor"}
+__all__ = ["fit", "load", "evaluate", "predict", "pretrain", "TrainConfig", "PretrainConfig", "FineTunedModel", "StellarError"]
+LAZY = {"fit": "api", "pretrain": "api", "load": "api", "evaluate": "api", "predict": "api", "FineTunedModel": "inference.predictor"}
 
 
 def __getattr__(name: str):

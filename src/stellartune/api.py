@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import PretrainConfig, TrainConfig
 from .inference.predictor import FineTunedModel
 
 
@@ -27,6 +27,18 @@ def fit(config: TrainConfig | str | None = None, **settings) -> FineTunedModel:
         config = TrainConfig.from_sources(None, **{**config.to_dict(), **settings})
     else:
         config = TrainConfig.from_sources(config, **settings)
+    return run_recipe(config)
+
+
+def pretrain(config: PretrainConfig | str | None = None, **settings) -> dict:
+    """Continue masked-LM pretraining on unlabeled text; `settings` are `PretrainConfig` fields.
+    Returns the held-out metrics; the model is in `<output>/model`, for `fit(model=<output>)`."""
+    from .pretraining.recipe import pretrain as run_recipe
+
+    if isinstance(config, PretrainConfig):
+        config = PretrainConfig.from_sources(None, **{**config.to_dict(), **settings})
+    else:
+        config = PretrainConfig.from_sources(config, **settings)
     return run_recipe(config)
 
 

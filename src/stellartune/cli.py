@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import TrainConfig, field_type, flag_name
+from .config import PretrainConfig, TrainConfig, field_type, flag_name
 from .errors import StellarError
 
 
@@ -31,13 +31,14 @@ INSPECT_STRATEGY = ("freeze", "unfreeze", "lr", "head_lr", "layer_lr_decay", "we
                     "lora_targets", "prompt_tokens")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None,
+                     schema=TrainConfig) -> None:
     if only is None:
         parser.add_argument("--config", help="YAML file of settings (flags given here override it).")
-    for f in dataclasses.fields(TrainConfig):
+    for f in dataclasses.fields(schema):
         if only is not None and f.name not in only:
             continue
-        kind = field_type(TrainConfig, f.name)
+        kind = field_type(schema, f.name)
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         help_text = f"{f.metadata['help']} (default: {default})"
         options = dict(help=help_text, default=argparse.SUPPRESS, dest=f.name)
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_config_flags(train)
 
+    pretrain = commands.add_parser("pretrain", help="Continue masked-LM pretraining on unlabeled text (domain adaptation).",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_flags(pretrain, schema=PretrainConfig)
+
     evaluate = commands.add_parser("evaluate", help="Score a trained model on labeled data.")
     evaluate.add_argument("--model", required=True, help="Run folder (or its model/ folder).")
     evaluate.add_argument("--data", required=True, help="Labeled file or dataset, with the training columns.")
@@ -65,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="Label new texts.")
     predict.add_argument("--model", required=True, help="Run folder (or its model/ folder).")
-    predict.add_argument("--input", required=True, help="File (CSV/TSV/JSON/JSONL/Parquet) or - for stdin, one text per line.")
+    predict.add_argument("--input", help="File (CSV/TSV/JSON/JSONL/Parquet, SQuAD JSON for QA) or - for stdin, one text per line.")
+    predict.add_argument("--question", help="QA: one question to answer from --context (instead of --input).")
+    predict.add_argument("--context", help="QA: the text that holds the answer to --question.")
     predict.add_argument("--output", default="-", help="JSONL file of predictions, - for stdout (default: -).")
     predict.add_argument("--text-column", help="Column with the text (default: the one used in training, else auto).")
     predict.add_argument("--text-pair-column", help="Second text column for sentence-pair models.")
@@ -107,6 +114,13 @@ def run_train(args) -> None:
     fit(args.config, **settings)
 
 
+def run_pretrain(args) -> None:
+    from .api import pretrain
+
+    settings = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    pretrain(args.config, **settings)
+
+
 def run_evaluate(args) -> None:
     from .api import load
     from .evaluation.report import metrics_report
@@ -122,8 +136,13 @@ def run_predict(args) -> None:
     from .api import load
     from .inference.io import read_inputs, write_predictions
 
+    if (args.input is None) == (args.question is None) or (args.question is None) != (args.context is None):
+        raise StellarError("predict needs --input, or --question with --context (question answering)")
     model = load(args.model)
-    texts, pairs = read_inputs(args.input, model, args.text_column, args.text_pair_column)
+    if args.question is not None:
+        texts, pairs = [args.question], [args.context]
+    else:
+        texts, pairs = read_inputs(args.input, model, args.text_column, args.text_pair_column)
     write_predictions(args.output, texts, pairs, model.predict(texts, pairs, args.batch_size))
 
 
@@ -140,7 +159,7 @@ def run_demo(args) -> None:
     demo(args.output, args.epochs)
 
 
-COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "inspect": run_inspect,
+COMMANDS = {"train": run_train, "pretrain": run_pretrain, "evaluate": run_evaluate, "predict": run_predict, "inspect": run_inspect,
             "demo": run_demo}
 
 if __name__ == "__main__":

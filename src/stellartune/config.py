@@ -34,8 +34,8 @@ class TrainConfig:
     train: str | None = setting(None, "Training data: CSV/TSV/JSON/JSONL/Parquet file, a saved Hugging Face dataset folder, or hf:NAME[@CONFIG][:SPLIT].")
     eval: str | None = setting(None, "Evaluation data (same formats). When absent, --eval-split of the training data is held out.")
     output: str = setting("runs/latest", "Run folder: config, logs, metrics, predictions, checkpoints and the final model.")
-    task: str = setting("auto", "auto: CoNLL files or token/tag lists -> ner; else from the label column (floats -> regression, lists or delimited labels -> multi-label, else classification).",
-                        choices=("auto", "classification", "multi-label", "regression", "ner"))
+    task: str = setting("auto", "auto: CoNLL files or token/tag lists -> ner; SQuAD files or question + context columns -> qa; else from the label column (floats -> regression, lists or delimited labels -> multi-label, else classification).",
+                        choices=("auto", "classification", "multi-label", "regression", "ner", "qa", "cloze"))
     # --- columns -----------------------------------------------------------------------
     text_column: str | None = setting(None, "Column with the text (auto: text, sentence, sentence1, ...).")
     text_pair_column: str | None = setting(None, "Second text column for sentence pairs (auto: sentence2, hypothesis, ...; 'none' to disable).")
@@ -45,7 +45,11 @@ class TrainConfig:
     subword_labels: str = setting("first", "NER: train on the first subword of each word only, or on all (later pieces get I- tags). Evaluation always reads the first.",
                                   choices=("first", "all"))
     eval_split: float = setting(0.1, "Fraction of the training data held out (seeded, stratified) when no --eval is given.")
-    max_length: int = setting(128, "Maximum tokens per example; longer inputs are truncated and counted in the log.")
+    max_length: int | None = setting(None, "Maximum tokens per example (default: 384 for --task qa, else 128); longer inputs are truncated and counted in the log (NER and QA split them into windows instead).")
+    doc_stride: int | None = setting(None, "QA: tokens shared by neighbouring windows of a context longer than --max-length (default: a third of it, 128 at 384).")
+    max_answer_length: int = setting(30, "QA: longest answer span, in tokens.")
+    template: str | None = setting(None, "--task cloze: the prompt around each text, with {text} and one [MASK], e.g. \"{text} It was [MASK].\"")
+    verbalizer: str | None = setting(None, "--task cloze: the word each label stands for at the [MASK], e.g. positive=great,negative=terrible (one token each).")
     # --- model head ----------------------------------------------------------------------
     pooling: str = setting("auto", "Sentence vector for the head. auto = the architecture's own classification head (pooler for BERT, CLS for others).",
                            choices=("auto", "cls", "pooler", "mean"))
@@ -94,34 +98,30 @@ class TrainConfig:
     progress: bool = setting(True, "Show a progress bar.")
 
     def __post_init__(self):
+        if self.task != "auto":
+            self.fill_task_defaults()
         self.validate()
 
+    def fill_task_defaults(self) -> None:
+        """Defaults that depend on the task, once it is known (from the data, with --task auto)."""
+        if self.max_length is None:  # QA contexts are paragraphs: run_qa.py's 384 rather than a sentence's 128
+            self.max_length = 384 if self.task == "qa" else 128
+        if self.doc_stride is None:
+            self.doc_stride = self.max_length // 3
+
     def validate(self) -> None:
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            value = getattr(self, f.name)
-            if choices and value not in choices:
-                raise StellarError(f"{flag_name(f)} must be one of {', '.join(choices)}; got {value!r}")
-        positive = ["batch_size", "grad_accum", "max_length", "log_steps", "lora_r", "prompt_tokens"]
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise StellarError(f"{flag_name(name)} must be at least 1; got {getattr(self, name)}")
-        if not 0 < self.eval_split < 1:
-            raise StellarError(f"--eval-split must be between 0 and 1; got {self.eval_split}")
-        if self.batch_size % self.grad_accum:
-            raise StellarError(f"--batch-size ({self.batch_size}) must be a multiple of --grad-accum ({self.grad_accum})")
+        check_shared_settings(self, ("max_length", "lora_r", "prompt_tokens", "max_answer_length"))
+        if self.doc_stride is not None and self.max_length and not 0 <= self.doc_stride < self.max_length // 2:
+            raise StellarError(f"--doc-stride must be at least 0 and less than half of --max-length "
+                               f"({self.max_length}); got {self.doc_stride}")
         if not re.fullmatch(r"none|embeddings|encoder|layers:\d+", self.freeze):
             raise StellarError(f"--freeze must be none, embeddings, encoder or layers:N (N a number); got {self.freeze!r}")
         if self.peft != "none" and self.freeze != "none":
             raise StellarError("--freeze does not combine with --peft: PEFT already freezes the encoder")
         if self.merge and self.peft != "lora":
             raise StellarError("--merge needs --peft lora (prompt and prefix tuning cannot be merged into the weights)")
-        if self.unfreeze_every is not None and (self.unfreeze != "gradual" or self.unfreeze_every < 1):
-            raise StellarError("--unfreeze-every takes a number of steps (1 or more) and needs --unfreeze gradual")
         if not 0 < self.layer_lr_decay <= 1:
             raise StellarError(f"--layer-lr-decay must be in (0, 1]; got {self.layer_lr_decay}")
-        if self.epochs <= 0 and not self.max_steps:
-            raise StellarError("--epochs must be positive (or give --max-steps)")
 
     # --- (de)serialisation -----------------------------------------------------------------
     @classmethod
@@ -187,3 +187,92 @@ def coerce(cls, name: str, value):
         return kind(value)
     except (TypeError, ValueError):
         raise StellarError(f"{flag_name(name)}: expected {kind.__name__}, got {value!r}") from None
+
+
+def like(name: str, default=dataclasses.MISSING, help: str | None = None):
+    """A setting declared as TrainConfig's `name` (same help text, default and choices unless given)."""
+    train = TrainConfig.__dataclass_fields__[name]
+    default = train.default if default is dataclasses.MISSING else default
+    return setting(default, help or train.metadata["help"], train.metadata["choices"])
+
+
+def check_shared_settings(config, counts: tuple[str, ...]) -> None:
+    """The checks `train` and `pretrain` share: choices, counts of at least 1 (`counts` and the
+    batch settings; None = not set yet), the eval split, batch / accumulation, epochs, unfreezing."""
+    for f in fields(config):
+        choices, value = f.metadata.get("choices"), getattr(config, f.name)
+        if choices and value not in choices:
+            raise StellarError(f"{flag_name(f)} must be one of {', '.join(choices)}; got {value!r}")
+    for name in ("batch_size", "grad_accum", "log_steps") + counts:
+        if getattr(config, name) is not None and getattr(config, name) < 1:
+            raise StellarError(f"{flag_name(name)} must be at least 1; got {getattr(config, name)}")
+    if not 0 < config.eval_split < 1:
+        raise StellarError(f"--eval-split must be between 0 and 1; got {config.eval_split}")
+    if config.batch_size % config.grad_accum:
+        raise StellarError(f"--batch-size ({config.batch_size}) must be a multiple of --grad-accum ({config.grad_accum})")
+    if config.epochs <= 0 and not config.max_steps:
+        raise StellarError("--epochs must be positive (or give --max-steps)")
+    if config.unfreeze_every is not None and (config.unfreeze != "gradual" or config.unfreeze_every < 1):
+        raise StellarError("--unfreeze-every takes a number of steps (1 or more) and needs --unfreeze gradual")
+
+
+@dataclass
+class PretrainConfig:
+    """`stellartune pretrain`: continued masked-LM pretraining on unlabeled text. Settings shared
+    with `train` are declared there and taken over with `like`."""
+
+    # --- what to train -----------------------------------------------------------------
+    model: str = like("model")
+    train: str | None = setting(None, "Unlabeled text: a .txt file (one document per line), or a CSV/TSV/JSON/JSONL/Parquet file or dataset with a text column.")
+    eval: str | None = setting(None, "Held-out text (same formats). When absent, --eval-split of the documents is held out.")
+    output: str = like("output", "runs/pretrain", "Run folder: config, logs, metrics, checkpoints, and the model (model/, for --model of stellartune train).")
+    text_column: str | None = like("text_column")
+    eval_split: float = like("eval_split", 0.05, "Fraction of the documents held out (seeded) when no --eval is given.")
+    max_length: int = setting(128, "Tokens per block, special tokens included.")
+    packing: bool = setting(True, "Pack documents into full blocks, across document boundaries; --no-packing: one block per document, truncated.")
+    # --- objectives --------------------------------------------------------------------
+    masking: str = setting("token", "What is masked: single tokens, whole words (every piece of a chosen word) or SpanBERT spans (geometric lengths in words, p=0.2, at most 10).",
+                           choices=("token", "whole-word", "span"))
+    mask_prob: float = setting(0.15, "Fraction of the tokens chosen for prediction; of those, 8 in 10 become [MASK], 1 in 10 a random token and 1 in 10 stay as they are.")
+    nsp: bool = setting(False, "Add next sentence prediction: blocks become sentence pairs, half true continuations, half from another document (ignores --packing).")
+    sbo: bool = setting(False, "Add SpanBERT's span boundary objective: predict each masked token from the tokens around its span and its position in it.")
+    # --- optimisation ------------------------------------------------------------------
+    unfreeze: str = like("unfreeze", help="gradual: train the new MLM (NSP, SBO) heads alone first, then unfreeze one more layer group from the top every --unfreeze-every steps; keeps a random head's first gradients out of the encoder.")
+    unfreeze_every: int | None = like("unfreeze_every")
+    epochs: float = like("epochs", 1.0)
+    max_steps: int | None = like("max_steps")
+    batch_size: int = like("batch_size")
+    grad_accum: int = like("grad_accum")
+    lr: float = like("lr", 1e-4)
+    weight_decay: float = like("weight_decay")
+    warmup_ratio: float = like("warmup_ratio", 0.06)
+    scheduler: str = like("scheduler")
+    max_grad_norm: float = like("max_grad_norm")
+    precision: str = like("precision")
+    seed: int = like("seed")
+    # --- evaluation, checkpoints ---------------------------------------------------------
+    eval_steps: int | None = like("eval_steps")
+    metric: str = like("metric", help="Metric for best checkpoint and early stopping (auto: loss, the held-out MLM loss plus NSP/SBO losses; or perplexity, masked_accuracy, ...).")
+    patience: int | None = like("patience")
+    restore_best: bool = like("restore_best")
+    resume: bool = like("resume")
+    log_steps: int = like("log_steps")
+    trust_remote_code: bool = like("trust_remote_code")
+    progress: bool = like("progress")
+
+    # The training engine's optimizer reads these; pretraining trains every parameter at --lr.
+    head_lr = None
+    layer_lr_decay = 1.0
+    from_sources = classmethod(TrainConfig.from_sources.__func__)
+    to_dict = TrainConfig.to_dict
+    save = TrainConfig.save
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        check_shared_settings(self, ())
+        if not 0 < self.mask_prob < 1:
+            raise StellarError(f"--mask-prob must be between 0 and 1; got {self.mask_prob}")
+        if self.max_length < 8:
+            raise StellarError(f"--max-length must be at least 8 tokens for a block; got {self.max_length}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..data import read_table
+from ..data import read_for
 from ..data.examples import resolve_columns, text_cell
 from ..errors import StellarError
 
@@ -19,7 +19,7 @@ def read_inputs(source: str, model, text_column=None, pair_column=None) -> tuple
         if model.columns.pair:
             raise StellarError("this model labels sentence pairs; give a file with both text columns")
         return texts, None
-    table = read_table(source)
+    table = read_for(model.task.problem, source)
     saved_text, saved_pair = model.columns.text, model.columns.pair
     columns = resolve_columns(table, text_column or (saved_text if saved_text in table.columns else None),
                               pair_column or (saved_pair if saved_pair in table.columns else None), need_label=False)

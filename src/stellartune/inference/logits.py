@@ -9,7 +9,7 @@ import torch
 
 from ..models.loading import accepted_inputs, forward_logits
 from ..tasks.base import Encoded
-from ..training.batching import collate, inference_batches
+from ..training.batching import batch_inputs, inference_batches
 
 
 def compute_logits(model, encoded: Encoded, tokenizer, batch_size: int = 64, device=None,
@@ -28,7 +28,7 @@ def compute_outputs(model, forward: Callable[[dict], torch.Tensor], encoded: Enc
     pieces: dict[int, torch.Tensor] = {}
     with torch.inference_mode(), autocast():
         for batch in inference_batches(encoded.lengths, batch_size):
-            inputs = collate([encoded.features[i] for i in batch], tokenizer, accepted)
+            inputs = batch_inputs(encoded, batch, tokenizer, accepted)
             outputs = forward({k: v.to(device) for k, v in inputs.items()}).float().cpu()
             pieces.update(zip(batch, outputs))
     model.train(was_training)

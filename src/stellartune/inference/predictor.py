@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from ..data import columns_for, examples_for, read_table
+from ..data import columns_for, examples_for, read_for
 from ..data.examples import Columns, Examples
-from ..data.token_examples import read_token_table, split_words
+from ..data.token_examples import split_words
 from ..errors import StellarError
 from ..models.heads import EncoderWithHead
 from ..models.loading import load_classifier, load_tokenizer, quiet_transformers
@@ -81,8 +81,12 @@ class FineTunedModel:
 
     def predict(self, texts: list[str] | str, pairs: list[str] | None = None, batch_size: int = 64) -> list[dict]:
         """One dict per text: label and score (classification), labels (multi-label), score
-        (regression) or entities with character offsets (NER)."""
+        (regression), entities with character offsets (NER), or for questions (`texts`) with their
+        contexts (`pairs`) the answer with its character offsets in the context (QA)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
+        pairs = [pairs] if isinstance(pairs, str) else pairs
+        if self.task.name == "qa" and (pairs is None or len(pairs) != len(texts)):
+            raise StellarError("question answering needs one context per question (pairs=...)")
         positions = [f"input {i + 1}" for i in range(len(texts))]
         examples = Examples(texts, pairs, None, positions, self.columns)
         if self.task.name == "ner":  # raw text: split into words here, keeping each word's characters
@@ -97,7 +101,7 @@ class FineTunedModel:
     def evaluate(self, data, batch_size: int = 64) -> dict:
         """Metrics on a labeled file, dataset or list of records, with the columns used in training."""
         problem = self.task.problem
-        table = read_token_table(data) if problem == "ner" else read_table(data)
+        table = read_for(problem, data)
         known = lambda column: column if column in table.columns else None
         columns = columns_for(problem, table, known(self.columns.text), known(self.columns.pair),
                               known(self.columns.label))

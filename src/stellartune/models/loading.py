@@ -8,13 +8,15 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import (AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification,
-                          AutoTokenizer)
+from transformers import (AutoConfig, AutoModel, AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
+                          AutoModelForTokenClassification, AutoTokenizer)
 
 from ..errors import StellarError
 from .heads import EncoderWithHead, HeadConfig
 
-AUTO_CLASSES = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification}
+AUTO_CLASSES = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification,
+                "qa": AutoModelForQuestionAnswering}
+ARCHITECTURE_SUFFIXES = {"ForTokenClassification": "token", "ForQuestionAnswering": "qa"}
 # Names that architectures use for dropout probabilities; --dropout sets every one present.
 DROPOUT_ATTRIBUTES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout",
                       "attention_dropout", "seq_classif_dropout", "hidden_dropout", "embedding_dropout",
@@ -79,8 +81,13 @@ def output_layer(model: torch.nn.Module, num_outputs: int) -> torch.nn.Linear:
 
 
 def load_classifier(folder: str | Path) -> torch.nn.Module:
-    """A model saved by stellartune: `head.json` present means an encoder with a custom head."""
+    """A model saved by stellartune: `head.json` present means an encoder with a custom head,
+    `cloze.json` a masked LM read at the [MASK] of a template (--task cloze)."""
+    from .masked_lm import CLOZE_FILE, ClozeClassifier  # it builds on this module
+
     folder = Path(folder)
+    if (folder / CLOZE_FILE).exists():
+        return ClozeClassifier.from_folder(folder)
     with quiet_transformers():
         if (folder / "head.json").exists():
             return EncoderWithHead.from_folder(AutoModel.from_pretrained(folder), folder)
@@ -88,9 +95,13 @@ def load_classifier(folder: str | Path) -> torch.nn.Module:
 
 
 def saved_kind(folder: Path) -> str:
-    """sequence or token, from the architecture named in the saved config.json."""
-    architectures = AutoConfig.from_pretrained(folder).architectures or [""]
-    return "token" if architectures[0].endswith("ForTokenClassification") else "sequence"
+    """sequence, token or qa, from the architecture named in the saved config.json."""
+    return architecture_kind((AutoConfig.from_pretrained(folder).architectures or [""])[0])
+
+
+def architecture_kind(architecture: str) -> str:
+    """BertForTokenClassification -> token, ...ForQuestionAnswering -> qa, anything else -> sequence."""
+    return next((kind for suffix, kind in ARCHITECTURE_SUFFIXES.items() if architecture.endswith(suffix)), "sequence")
 
 
 def accepted_inputs(model: torch.nn.Module) -> set[str]:
@@ -101,5 +112,10 @@ def accepted_inputs(model: torch.nn.Module) -> set[str]:
 
 
 def forward_logits(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """The model's logits; question answering's start and end logits stacked as (batch, tokens, 2)."""
     outputs = model(**batch)
-    return outputs if isinstance(outputs, torch.Tensor) else outputs.logits
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if getattr(outputs, "start_logits", None) is not None:
+        return torch.stack([outputs.start_logits, outputs.end_logits], -1)
+    return outputs.logits

@@ -31,6 +31,8 @@ def resolve_model(name: str) -> str:
     if name == "mpnet-base":
         return mpnet_path()
     if Path(name).is_dir():
+        if is_pretraining_run(Path(name)):
+            return str(Path(name) / "model")
         if not (Path(name) / "config.json").exists():
             raise StellarError(f"{name}: folder has no config.json, so it is not a Hugging Face model folder")
         return name
@@ -38,6 +40,14 @@ def resolve_model(name: str) -> str:
         raise StellarError(f"unknown model {name!r}: not an alias ({', '.join(ALIASES)}), not a local folder, "
                            "and not in the Hugging Face cache (hub ids look like org/name)")
     return name
+
+
+def is_pretraining_run(folder: Path) -> bool:
+    """A run folder of `stellartune pretrain`: its model/ is a plain Hugging Face folder (a `train`
+    run's model/ also holds stellartune.json, and is loaded with `stellartune.load`)."""
+    model = folder / "model"
+    return (not (folder / "config.json").exists() and (model / "config.json").exists()
+            and not (model / "stellartune.json").exists())
 
 
 def hub_reachable_name(name: str) -> bool:

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import StellarError
 from ..models import HeadConfig, build_classifier, resolve_model
 from ..models.heads import HEAD_CONFIG_FILE, EncoderWithHead
-from ..models.loading import quiet_transformers
+from ..models.loading import architecture_kind, quiet_transformers
 from .layers import base_encoder, encoder_parts
 
 # Attention projections LoRA adapts by default where PEFT's own table has no entry.
@@ -54,7 +54,8 @@ def peft_config(model: nn.Module, config):
     if isinstance(model, EncoderWithHead):
         raise StellarError(f"--peft {config.peft} works with the architecture's own head (--pooling auto "
                            "--head linear); use --peft lora for custom heads")
-    task_type = TaskType.TOKEN_CLS if type(model).__name__.endswith("ForTokenClassification") else TaskType.SEQ_CLS
+    kind = architecture_kind(type(model).__name__)
+    task_type = {"token": TaskType.TOKEN_CLS, "qa": TaskType.QUESTION_ANS}.get(kind, TaskType.SEQ_CLS)
     settings = dict(task_type=task_type, num_virtual_tokens=config.prompt_tokens, modules_to_save=head)
     return PromptTuningConfig(**settings) if config.peft == "prompt" else PrefixTuningConfig(**settings)
 

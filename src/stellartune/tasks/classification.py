@@ -72,10 +72,13 @@ class ClassificationTask:
     # --- data ----------------------------------------------------------------------------
     def encode(self, examples: Examples, tokenizer, max_length: int) -> Encoded:
         features, truncated = tokenize(tokenizer, examples.texts, examples.pairs, max_length)
-        targets = None
+        return Encoded(features, [len(f["input_ids"]) for f in features], self.known_targets(examples), truncated)
+
+    def known_targets(self, examples: Examples) -> torch.Tensor | None:
+        """Targets when every example has a label (None for unlabeled input)."""
         if examples.labels is not None and all(label is not None for label in examples.labels):
-            targets = self.targets(examples.labels)
-        return Encoded(features, [len(f["input_ids"]) for f in features], targets, truncated)
+            return self.targets(examples.labels)
+        return None
 
     def targets(self, labels: list) -> torch.Tensor:
         if self.problem == "regression":

@@ -42,3 +42,10 @@ def collate(features: list[dict], tokenizer, accepted: set[str]) -> dict[str, to
         return {"cached": torch.stack([f["cached"] for f in features])}
     padded = tokenizer.pad([{k: v for k, v in f.items() if k in accepted} for f in features], return_tensors="pt")
     return dict(padded)
+
+
+def batch_inputs(encoded, indices: list[int], tokenizer, accepted: set[str]) -> dict[str, torch.Tensor]:
+    """The model inputs of some encoded examples: their own collator's, else the padded features."""
+    if encoded.collator is not None:
+        return encoded.collator(indices)
+    return collate([encoded.features[i] for i in indices], tokenizer, accepted)

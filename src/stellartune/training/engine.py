@@ -20,12 +20,12 @@ from tqdm.auto import tqdm
 from ..errors import StellarError
 from ..inference.logits import compute_logits
 from ..models.loading import accepted_inputs, forward_logits
-from .batching import collate, shard, training_batches
+from .batching import batch_inputs, shard, training_batches
 from .checkpoint import latest_checkpoint, load_checkpoint, load_weights, prune_checkpoints, save_checkpoint
 from ..strategies import GradualUnfreezing, train_mode
 from .optim import build_optimizer, build_scheduler
 
-LOWER_IS_BETTER = {"mse", "loss"}
+LOWER_IS_BETTER = {"mse", "loss", "perplexity"}
 
 
 @dataclass
@@ -99,7 +99,7 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
             step_loss = 0.0
             for k in range(config.grad_accum):
                 local = shard(shard(batch, config.grad_accum, k), world, rank)
-                inputs = collate([train_set.features[i] for i in local], tokenizer, accepted)
+                inputs = batch_inputs(train_set, local, tokenizer, accepted)
                 inputs = {key: value.to(accelerator.device) for key, value in inputs.items()}
                 targets = train_set.targets[local].to(accelerator.device)
                 sync = k == config.grad_accum - 1

@@ -7,7 +7,7 @@ import shutil
 from ..evaluation.report import format_table
 from ..strategies import describe_strategy
 
-PIPELINES = {"sequence": "text-classification", "token": "token-classification"}
+PIPELINES = {"sequence": "text-classification", "token": "token-classification", "qa": "question-answering", "cloze": "fill-mask"}
 CARD = """# {name}
 
 Fine-tuned with [stellartune](https://github.com/stellartune/stellartune) from **{model}** for

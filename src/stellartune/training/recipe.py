@@ -5,20 +5,21 @@ Read this file to know what `stellartune train` does; every step is a call into 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from accelerate import Accelerator
 from transformers import set_seed
 
 from ..config import TrainConfig
-from ..data import columns_for, examples_for, read_table, split_examples
+from ..data import columns_for, examples_for, read_for, split_examples, structured_task
 from ..data.examples import detect_task
-from ..data.token_examples import is_token_table, read_token_table
 from ..errors import StellarError
 from ..evaluation.report import metrics_report
 from ..inference.logits import compute_logits
@@ -37,12 +38,12 @@ logger = logging.getLogger("stellartune")
 
 def fit(config: TrainConfig) -> FineTunedModel:
     started = time.time()
-    accelerator = Accelerator(mixed_precision=mixed_precision(config.precision), cpu=no_accelerator())
-    say = (lambda message: logger.info(message)) if accelerator.is_main_process else (lambda message: None)
-    set_seed(config.seed)
+    accelerator, say = start_run(config)
 
     # ---- data
     problem, columns, train_examples, eval_examples = read_examples(config)
+    if config.task == "auto":  # now known: settle the defaults that depend on it (max length, ...)
+        config = dataclasses.replace(config, task=problem)
     if eval_examples is None:
         train_examples, eval_examples = split_examples(train_examples, config.eval_split, config.seed,
                                                        stratify=problem == "classification")
@@ -59,9 +60,12 @@ def fit(config: TrainConfig) -> FineTunedModel:
     model_path = resolve_model(config.model)
     tokenizer = load_tokenizer(model_path, config.trust_remote_code)
     head = custom_head(config, task)
-    model = build_classifier(model_path, id2label=task.id2label, problem_type=task.problem_type, head=head,
-                             dropout=config.dropout, trust_remote_code=config.trust_remote_code,
-                             kind=task.model_kind)
+    if hasattr(task, "build_model"):  # a task with a model of its own (cloze: a masked LM)
+        model = task.build_model(model_path, tokenizer, config)
+    else:
+        model = build_classifier(model_path, id2label=task.id2label, problem_type=task.problem_type, head=head,
+                                 dropout=config.dropout, trust_remote_code=config.trust_remote_code,
+                                 kind=task.model_kind)
     say(f"model: {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters), "
         f"new {'custom ' + config.head + ' head on ' + head.pooling + ' pooling' if head else 'classification head'} "
         f"for {len(task.labels)} output(s)")
@@ -74,7 +78,7 @@ def fit(config: TrainConfig) -> FineTunedModel:
             say(f"{encoded.truncated} of {len(encoded)} {name} examples were longer than --max-length "
                 f"{config.max_length} tokens and were truncated")
         if encoded.split:
-            say(f"{encoded.split} {name} sentences were longer than --max-length {config.max_length} tokens and "
+            say(f"{encoded.split} {name} examples were longer than --max-length {config.max_length} tokens and "
                 "were split into windows (joined again for scoring)")
 
     prior = task.prior_bias(train_set.targets)
@@ -113,6 +117,14 @@ def fit(config: TrainConfig) -> FineTunedModel:
     return result
 
 
+def start_run(config) -> tuple[Accelerator, Callable[[str], None]]:
+    """The accelerator (device, precision, processes), a `say` that logs on the main process only, and the seed."""
+    accelerator = Accelerator(mixed_precision=mixed_precision(config.precision), cpu=no_accelerator())
+    say = (lambda message: logger.info(message)) if accelerator.is_main_process else (lambda message: None)
+    set_seed(config.seed)
+    return accelerator, say
+
+
 def custom_head(config: TrainConfig, task) -> HeadConfig | None:
     """None for the architecture's own head (the default), else stellartune's pooling + head."""
     if config.pooling == "auto" and config.head == "linear":
@@ -129,18 +141,17 @@ def read_examples(config: TrainConfig):
     """(task, columns, training examples, evaluation examples or None) from --train / --eval."""
     if not config.train:
         raise StellarError("--train is required: a CSV/TSV/JSON/JSONL/Parquet/CoNLL file or a dataset")
-    read = (lambda source: read_token_table(source, config.tag_column)) if config.task in ("auto", "ner") else read_table
-    table = read(config.train)
+    table = read_for(config.task, config.train, config.tag_column)
     problem = config.task
     if problem == "auto":
-        problem = "ner" if is_token_table(table) else None
+        problem = structured_task(table)
     columns = columns_for(problem or "classification", table, config.text_column, config.text_pair_column,
                           config.label_column)
     problem = problem or detect_task(table, columns.label, config.label_delimiter)
     train_examples = examples_for(problem, table, columns, config.label_delimiter)
     if not config.eval:
         return problem, columns, train_examples, None
-    eval_table = read(config.eval)
+    eval_table = read_for(problem, config.eval, config.tag_column)
     eval_columns = columns_for(problem, eval_table, columns.text, columns.pair, columns.label)
     return problem, columns, train_examples, examples_for(problem, eval_table, eval_columns, config.label_delimiter)
 

@@ -1,0 +1,178 @@
+"""Unlabeled documents -> training blocks of at most --max-length tokens.
+
+- packed (default): all documents as one token stream, a separator between documents, cut into
+  full blocks (RoBERTa's FULL-SENTENCES); no token is lost to truncation or padding.
+- line by line (`--no-packing`): one block per document, truncated.
+- sentence pairs (`--nsp`): BERT's next sentence prediction input, [CLS] A [SEP] B [SEP], where B
+  continues A in half the pairs and comes from another document in the other half.
+
+Every block keeps, per token, whether a word starts there (from the tokenizer's word ids), so
+that whole-word and span masking never split a word.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..models.loading import quiet_transformers
+
+IS_NEXT, RANDOM_NEXT = 0, 1  # NSP labels, as BERT numbers them
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass
+class Piece:
+    """Token ids of a text (no special tokens) and where its words start."""
+
+    ids: list[int]
+    word_starts: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def cut(self, start: int, end: int | None = None) -> "Piece":
+        return Piece(self.ids[start:end], self.word_starts[start:end])
+
+
+def tokenize_pieces(tokenizer, texts: list[str]) -> list[Piece]:
+    with quiet_transformers():  # documents longer than the model's maximum are fine here: we cut them
+        encoded = tokenizer(texts, add_special_tokens=False)
+    pieces = []
+    for index, ids in enumerate(encoded["input_ids"]):
+        words = encoded.word_ids(index)
+        pieces.append(Piece(ids, [w is not None and (i == 0 or words[i - 1] != w) for i, w in enumerate(words)]))
+    return pieces
+
+
+class SpecialTokens:
+    """Where the tokenizer puts special tokens around one text or a pair, learnt by encoding
+    [MASK] (and [MASK], [MASK]) once: works for [CLS] a [SEP] b [SEP], <s> a </s></s> b </s>, ..."""
+
+    def __init__(self, tokenizer):
+        mask = tokenizer.mask_token
+        self.single = self.layout(tokenizer(mask), tokenizer.mask_token_id)
+        self.pair = self.layout(tokenizer(mask, mask), tokenizer.mask_token_id)
+        self.separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+
+    @staticmethod
+    def layout(encoded, mask_id: int) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
+        """(the special ids and token types before, between and after the texts; each text's token type)."""
+        ids, types = encoded["input_ids"], encoded.get("token_type_ids") or [0] * len(encoded["input_ids"])
+        holes = [i for i, token in enumerate(ids) if token == mask_id]
+        bounds = [-1, *holes, len(ids)]
+        return [(ids[a + 1 : b], types[a + 1 : b]) for a, b in zip(bounds, bounds[1:])], [types[h] for h in holes]
+
+    def extra(self, pair: bool) -> int:
+        return sum(len(ids) for ids, _ in (self.pair if pair else self.single)[0])
+
+    def wrap(self, *texts: Piece) -> dict:
+        """Model input of one text or a pair: ids, token types and word starts (none at specials)."""
+        specials, text_types = self.pair if len(texts) == 2 else self.single
+        ids, types, starts = [], [], []
+        for index, (special_ids, special_types) in enumerate(specials):
+            ids, types, starts = ids + special_ids, types + special_types, starts + [False] * len(special_ids)
+            if index < len(texts):
+                ids, starts = ids + texts[index].ids, starts + texts[index].word_starts
+                types += [text_types[index]] * len(texts[index])
+        return {"input_ids": ids, "token_type_ids": types, "word_starts": starts}
+
+
+def packed_blocks(pieces: list[Piece], special: SpecialTokens, max_length: int) -> list[dict]:
+    stream = join([part for piece in pieces for part in (piece, Piece([special.separator], [False]))])
+    size = max_length - special.extra(pair=False)
+    return [special.wrap(stream.cut(start, start + size)) for start in range(0, len(stream), size)]
+
+
+def line_blocks(pieces: list[Piece], special: SpecialTokens, max_length: int) -> tuple[list[dict], int]:
+    """One block per document; returns the blocks and how many documents were truncated."""
+    size = max_length - special.extra(pair=False)
+    return [special.wrap(piece.cut(0, size)) for piece in pieces], sum(len(p) > size for p in pieces)
+
+
+def sentence_pairs(documents: list[list[Piece]], special: SpecialTokens, max_length: int,
+                   rng: np.random.Generator) -> list[dict]:
+    """BERT's NSP pairs: each document is cut into chunks of whole sentences that fill a block;
+    a chunk splits into A and its true continuation B, or A and a random B from another document
+    (whose unused sentences go back to be read again). A one-sentence chunk splits mid-sentence."""
+    size = max_length - special.extra(pair=True)
+    pairs = []
+    for index, sentences in enumerate(documents):
+        start = 0
+        while start < len(sentences):
+            end, length = start, 0
+            while end < len(sentences) and (length < size or end == start):
+                length, end = length + len(sentences[end]), end + 1
+            chunk = sentences[start:end]
+            whole_sentences = len(chunk) > 1
+            if not whole_sentences:  # one (long) sentence: split it at a word start near the middle
+                chunk = split_in_two(chunk[0])
+            cut = int(rng.integers(1, len(chunk))) if len(chunk) > 1 else 1
+            first = join(chunk[:cut])
+            if len(documents) > 1 and rng.random() < 0.5:
+                second, label = random_continuation(documents, index, size - len(first), rng), RANDOM_NEXT
+                if whole_sentences:
+                    end = start + cut  # the sentences B would have used are read again
+            else:
+                second, label = join(chunk[cut:]), IS_NEXT
+            if len(first) and len(second):
+                first, second = fit_pair(first, second, size)
+                pairs.append({**special.wrap(first, second), "nsp_label": label})
+            start = end
+    return pairs
+
+
+def split_in_two(sentence: Piece) -> list[Piece]:
+    starts = [i for i, start in enumerate(sentence.word_starts) if start and i > 0]
+    if not starts:
+        return [sentence]
+    middle = min(starts, key=lambda i: abs(i - len(sentence) / 2))
+    return [sentence.cut(0, middle), sentence.cut(middle)]
+
+
+def join(pieces: list[Piece]) -> Piece:
+    return Piece([i for p in pieces for i in p.ids], [s for p in pieces for s in p.word_starts])
+
+
+def random_continuation(documents: list[list[Piece]], exclude: int, length: int, rng) -> Piece:
+    """Sentences from a random start in another document, up to `length` tokens (at least one)."""
+    other = int(rng.integers(0, len(documents) - 1))
+    other += other >= exclude
+    sentences = documents[other]
+    start = int(rng.integers(0, len(sentences)))
+    picked = [sentences[start]]
+    for sentence in sentences[start + 1 :]:
+        if sum(map(len, picked)) >= length:
+            break
+        picked.append(sentence)
+    return join(picked)
+
+
+def fit_pair(first: Piece, second: Piece, size: int) -> tuple[Piece, Piece]:
+    """Shorten the longer text (both, if both are long) until the pair fits: A loses its start
+    and B its end, so that a true continuation stays contiguous across the join."""
+    if len(first) + len(second) <= size:
+        return first, second
+    keep_first = min(len(first), max(size // 2, size - len(second)))
+    return first.cut(len(first) - keep_first), second.cut(0, size - keep_first)
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s for s in SENTENCE_END.split(text.strip()) if s]
+
+
+def build_blocks(tokenizer, documents: list[str], max_length: int, packing: bool, nsp: bool,
+                 rng: np.random.Generator) -> tuple[list[dict], int]:
+    """The blocks of a corpus and how many documents were truncated (line by line only)."""
+    special = SpecialTokens(tokenizer)
+    if nsp:
+        sentences = [split_sentences(document) for document in documents]
+        flat = iter(tokenize_pieces(tokenizer, [s for document in sentences for s in document]))
+        grouped = [[next(flat) for _ in document] for document in sentences]
+        return sentence_pairs([d for d in grouped if d], special, max_length, rng), 0
+    pieces = tokenize_pieces(tokenizer, documents)
+    if packing:
+        return packed_blocks(pieces, special, max_length), 0
+    return line_blocks(pieces, special, max_length)

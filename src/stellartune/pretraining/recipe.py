@@ -1,0 +1,98 @@
+"""The continued-pretraining recipe: corpus -> blocks -> masked-LM model -> train -> run folder.
+
+The run folder holds, beside the log and metrics, `model/`: a standard Hugging Face folder that
+loads with AutoModelForMaskedLM, pipeline("fill-mask") and as `stellartune train --model`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+
+from ..config import PretrainConfig
+from ..errors import StellarError
+from ..models import load_tokenizer, resolve_model
+from ..models.loading import quiet_transformers
+from ..strategies import GradualUnfreezing
+from ..training.engine import evaluate, train_model
+from ..training.recipe import prepare_run_dir, start_run
+from .corpus import read_documents
+from .objectives import PretrainingModel, load_masked_lm
+from .task import PretrainingTask
+
+
+
+def pretrain(config: PretrainConfig) -> dict:
+    """Run the recipe; returns the held-out metrics of the final model."""
+    started = time.time()
+    accelerator, say = start_run(config)
+
+    # ---- text
+    if not config.train:
+        raise StellarError("--train is required: a .txt file (one document per line) or a table with a text column")
+    documents = read_documents(config.train, config.text_column)
+    held_out = read_documents(config.eval, config.text_column) if config.eval else None
+    if held_out is None:
+        documents, held_out = split_documents(documents, config.eval_split, config.seed)
+        say(f"held out {len(held_out)} of {len(documents) + len(held_out)} documents for evaluation "
+            f"(--eval-split {config.eval_split}, seed {config.seed})")
+    run_dir = prepare_run_dir(config, accelerator)
+
+    # ---- model and blocks
+    model_path = resolve_model(config.model)
+    tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+    if tokenizer.mask_token is None:
+        raise StellarError(f"{config.model}: its tokenizer has no mask token, so it cannot be trained as a masked LM")
+    lm, new_heads = load_masked_lm(model_path, config.trust_remote_code)
+    if new_heads:
+        tied = lm.get_output_embeddings().weight is lm.get_input_embeddings().weight
+        say(f"{config.model} has no trained pretraining head: initialised {', '.join(new_heads)}"
+            + ("; the MLM decoder is tied to the input embeddings" if tied else ""))
+    task = PretrainingTask(config.masking, config.mask_prob, config.packing, config.nsp, config.sbo, config.seed)
+    train_set = task.encode(documents, tokenizer, config.max_length)
+    eval_set = task.encode(held_out, tokenizer, config.max_length, held_out=True)
+    if not len(train_set) or not len(eval_set):
+        raise StellarError(f"{config.train}: too little text for one training and one held-out block")
+    say(f"{len(train_set)} training and {len(eval_set)} held-out blocks of up to {config.max_length} tokens "
+        f"({describe(config)})" + (f"; {train_set.truncated} documents longer than a block were truncated"
+                                   if train_set.truncated else ""))
+
+    # ---- train, evaluate, save
+    model = PretrainingModel(lm, nsp=config.nsp, sbo=config.sbo).to(accelerator.device)
+    before = evaluate(model, task, eval_set, tokenizer, config, accelerator)
+    say(f"held-out MLM loss before training: {summarise(before)}")
+    unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
+    state = train_model(model, task, train_set, eval_set, tokenizer, config, run_dir, accelerator, say, unfreezer)
+    metrics = evaluate(model, task, eval_set, tokenizer, config, accelerator)
+    say(f"held-out MLM loss after training: {summarise(metrics)}")
+    if accelerator.is_main_process:
+        with quiet_transformers():
+            lm.save_pretrained(run_dir / "model")
+            tokenizer.save_pretrained(run_dir / "model")
+        summary = {**metrics, "before": before, "best_step": state.best_step, "steps": state.step,
+                   "train_seconds": round(time.time() - started, 1)}
+        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        say(f"saved the model to {run_dir / 'model'}: fine-tune it with stellartune train --model {run_dir}")
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def split_documents(documents: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    order = np.random.default_rng(seed).permutation(len(documents))
+    count = max(1, round(len(documents) * fraction))
+    return [documents[i] for i in sorted(order[count:])], [documents[i] for i in sorted(order[:count])]
+
+
+def summarise(metrics: dict) -> str:
+    return (f"{metrics['mlm_loss']:.4f} (perplexity {metrics['perplexity']:.1f}, masked-token accuracy "
+            f"{metrics['masked_accuracy']:.4f})")
+
+
+def describe(config: PretrainConfig) -> str:
+    objectives = ["MLM"] + (["NSP"] if config.nsp else []) + (["SBO"] if config.sbo else [])
+    layout = "sentence pairs" if config.nsp else "packed" if config.packing else "one document each"
+    return f"{layout}; {' + '.join(objectives)}, {config.masking} masking of {config.mask_prob:.0%}"

@@ -1,0 +1,64 @@
+"""Pretraining as a task of the training engine (see tasks/base.py): blocks in, summed losses out.
+
+Masks are drawn when a batch is built (`Encoded.collator`), not when the corpus is encoded: each
+epoch sees new ones. The held-out blocks get fixed masks, so that evaluations compare.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..tasks.base import Encoded
+from .blocks import build_blocks
+from .masking import MaskingCollator, fixed_masks, fresh_masks
+from .objectives import COLUMN
+
+
+class PretrainingTask:
+    name = "pretraining"
+    primary_metric = "loss"
+
+    def __init__(self, masking: str, mask_prob: float, packing: bool, nsp: bool, sbo: bool, seed: int):
+        self.masking, self.mask_prob, self.packing = masking, mask_prob, packing
+        self.nsp, self.sbo, self.seed = nsp, sbo, seed
+
+    def encode(self, documents: list[str], tokenizer, max_length: int, held_out: bool = False) -> Encoded:
+        rng = np.random.default_rng([self.seed, int(held_out)])  # NSP's random pairings
+        blocks, truncated = build_blocks(tokenizer, documents, max_length, self.packing, self.nsp, rng)
+        collator = MaskingCollator(tokenizer, self.masking, self.mask_prob, spans=self.sbo)
+        draw = (lambda indices: fixed_masks(self.seed, indices)) if held_out else (lambda indices: fresh_masks())
+        return Encoded(blocks, [len(b["input_ids"]) for b in blocks], torch.zeros(len(blocks)), truncated,
+                       collator=lambda indices: collator([blocks[i] for i in indices], draw(indices)))
+
+    def loss(self, stats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per block, its share of the batch's mean loss per masked token (plus NSP's per pair)."""
+        tokens = stats[:, COLUMN["mlm_tokens"]].mean().clamp(min=1)
+        token_losses = stats[:, COLUMN["mlm_loss"]] + stats[:, COLUMN["sbo_loss"]]
+        return token_losses / tokens + stats[:, COLUMN["nsp_loss"]]
+
+    def metrics(self, stats: torch.Tensor, encoded: Encoded | None = None, tune: bool = False) -> dict:
+        total = stats.double().sum(0)
+        tokens, blocks = max(total[COLUMN["mlm_tokens"]].item(), 1.0), len(stats)
+        mean = lambda name, count: total[COLUMN[name]].item() / count
+        metrics = {"mlm_loss": mean("mlm_loss", tokens), "masked_accuracy": mean("mlm_correct", tokens)}
+        metrics["perplexity"] = math.exp(min(metrics["mlm_loss"], 50.0))
+        loss = metrics["mlm_loss"]
+        if self.sbo:
+            metrics.update(sbo_loss=mean("sbo_loss", tokens), sbo_accuracy=mean("sbo_correct", tokens))
+            loss += metrics["sbo_loss"]
+        if self.nsp:
+            metrics.update(nsp_loss=mean("nsp_loss", blocks), nsp_accuracy=mean("nsp_correct", blocks))
+            loss += metrics["nsp_loss"]
+        return {"loss": loss, **metrics, "masked_tokens": int(tokens), "blocks": blocks}
+
+    def predictions(self, stats: torch.Tensor, encoded: Encoded | None = None, examples=None) -> list[dict]:
+        """Per block: its masked tokens and their mean loss."""
+        return [{"masked_tokens": int(row[COLUMN["mlm_tokens"]]),
+                 "mlm_loss": float(row[COLUMN["mlm_loss"]] / max(row[COLUMN["mlm_tokens"]], 1))} for row in stats]
+
+    def to_dict(self) -> dict:
+        return {"task": self.name, "masking": self.masking, "mask_prob": self.mask_prob, "packing": self.packing,
+                "nsp": self.nsp, "sbo": self.sbo}
