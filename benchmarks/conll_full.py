@@ -84,6 +84,9 @@ def run_trainer(args, folder: Path) -> dict:
     started = time.time()
     trainer.train()
     seconds = time.time() - started
+    # transformers 5 groups evaluation batches by length too, which reorders predict's output:
+    # predict in input order
+    trainer.args.train_sampling_strategy = "random"
     scores = {}
     for name in ("valid", "test"):
         predicted, gold = word_tags(np.asarray(trainer.predict(features[name]).predictions), features[name], names)

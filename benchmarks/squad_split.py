@@ -109,6 +109,9 @@ def run_trainer(args, train: Path, dev: Path, folder: Path) -> dict:
     encoded = tokenize(dev_examples.texts, dev_examples.pairs)
     eval_features = [{k: encoded[k][i] for k in ("input_ids", "attention_mask", "token_type_ids")}
                      for i in range(len(encoded["input_ids"]))]
+    # transformers 5 groups evaluation batches by length too, which reorders predict's output:
+    # predict in input order
+    trainer.args.train_sampling_strategy = "random"
     start_logits, end_logits = trainer.predict(eval_features).predictions
     best: dict[int, tuple[float, str]] = {}
     for i, offsets in enumerate(encoded["offset_mapping"]):
