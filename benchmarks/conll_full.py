@@ -13,11 +13,12 @@ and test entity F1, training time and examples per second for both, and their ra
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
+
+from comparison import comparison_parser  # benchmarks/comparison.py, beside this script
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2003"
 
@@ -95,14 +96,7 @@ def run_trainer(args, folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--epochs", type=float, default=3.0)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--skip-hf", action="store_true", help="Only train with stellartune.")
-    parser.add_argument("--skip-stellartune", action="store_true", help="Only train with the Trainer.")
+    parser = comparison_parser(__doc__, epochs=3.0, lr=1e-4)
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(f"needs CoNLL-2003 in {DATA}")

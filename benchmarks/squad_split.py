@@ -18,11 +18,12 @@ the official script, since `evaluate.load("squad")` needs the hub).
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
+
+from comparison import comparison_parser  # benchmarks/comparison.py, beside this script
 
 import numpy as np
 
@@ -134,16 +135,9 @@ def run_trainer(args, train: Path, dev: Path, folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser = comparison_parser(__doc__, epochs=1.0, lr=2e-4)
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--doc-stride", type=int, default=128)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--skip-hf", action="store_true", help="Only train with stellartune.")
-    parser.add_argument("--skip-stellartune", action="store_true", help="Only train with the Trainer.")
     args = parser.parse_args()
     if not SQUAD.exists():
         raise SystemExit(f"needs SQuAD v1.1 dev in {SQUAD}")
