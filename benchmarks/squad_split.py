@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from comparison import comparison_parser  # benchmarks/comparison.py, beside this script
-
 import numpy as np
+
+from comparison import comparison_parser  # benchmarks/comparison.py, beside this script
 
 SQUAD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad_v1.1" / "dev-v1.1.json"
 
