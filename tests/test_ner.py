@@ -127,6 +127,17 @@ def test_predicted_spans_are_exact_characters_of_the_input(ner_run):
 
 
 @pytest.mark.slow
+def test_evaluate_reads_the_tags_from_a_chosen_column(ner_run):
+    model, folder = ner_run
+    dev = conll_slice(folder / "dev.txt", folder / "dev-100.txt", 100)
+    moved = folder / "dev-tag-second.txt"  # `word tag X`: the last column is not the tag
+    moved.write_text(dev.read_text().replace("\n", " X\n").replace("\n X\n", "\n\n"), encoding="utf-8")
+    with pytest.raises(StellarError, match="column 1 does: add --tag-column 1"):
+        model.evaluate(str(moved))
+    assert stellartune.evaluate(model, str(moved), tag_column=1) == model.evaluate(str(dev))
+
+
+@pytest.mark.slow
 def test_saved_ner_model_reloads_and_runs_in_a_transformers_pipeline(ner_run, tmp_path):
     model, folder = ner_run
     text = "Peter Blackburn met officials of the European Union in Brussels."

@@ -47,9 +47,9 @@ def load(path: str | Path, device: str | None = None) -> FineTunedModel:
     return FineTunedModel.load(path, device)
 
 
-def evaluate(model: str | Path | FineTunedModel, data, batch_size: int = 64) -> dict:
+def evaluate(model: str | Path | FineTunedModel, data, batch_size: int = 64, tag_column: int = -1) -> dict:
     model = model if isinstance(model, FineTunedModel) else load(model)
-    return model.evaluate(data, batch_size)
+    return model.evaluate(data, batch_size, tag_column)
 
 
 def predict(model: str | Path | FineTunedModel, texts, pairs=None, batch_size: int = 64) -> list[dict]:

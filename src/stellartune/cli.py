@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="Labeled file or dataset, with the training columns.")
     evaluate.add_argument("--output", default="metrics.json", help="Where to write the metrics (default: metrics.json).")
     evaluate.add_argument("--batch-size", type=int, default=64, help="Examples per forward pass (default: 64).")
+    evaluate.add_argument("--tag-column", type=int, default=-1, help="NER from CoNLL files: the column holding the tag (default: -1, the last).")
 
     predict = commands.add_parser("predict", help="Label new texts.")
     predict.add_argument("--model", required=True, help="Run folder (or its model/ folder).")
@@ -126,7 +127,7 @@ def run_evaluate(args) -> None:
     from .evaluation.report import metrics_report
 
     model = load(args.model)
-    metrics = model.evaluate(args.data, args.batch_size)
+    metrics = model.evaluate(args.data, args.batch_size, args.tag_column)
     print(metrics_report(metrics, model.labels))
     Path(args.output).write_text(json.dumps(metrics, indent=2))
     print(f"\nwrote {args.output}")

@@ -36,8 +36,9 @@ def joined(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
     return " ".join(words), offsets
 
 
-def looks_like_conll(source) -> bool:
-    """A .conll/.iob/.bio file, or a .txt file of `token ... tag` lines (its first few sentences)."""
+def looks_like_conll(source, tag_column: int = -1) -> bool:
+    """A .conll/.iob/.bio file, or a .txt file of `token ... tag` lines (its first few sentences).
+    A .txt file whose tags are in another column than `tag_column` stops with the column to give."""
     path = Path(str(source))
     if path.suffix.lower() not in CONLL_SUFFIXES or not path.is_file():
         return False
@@ -46,11 +47,19 @@ def looks_like_conll(source) -> bool:
     with open(path, encoding="utf-8", errors="replace") as handle:
         lines = [line.split() for line, _ in zip(handle, range(50))]
     lines = [f for f in lines if f and f[0] != "-DOCSTART-"][:10]
-    return bool(lines) and all(len(f) >= 2 and TAG.match(f[-1]) for f in lines)
+    tags_in = lambda column: bool(lines) and all(len(f) >= 2 and -len(f) <= column < len(f) and TAG.match(f[column])
+                                                 for f in lines)
+    if tags_in(tag_column):
+        return True
+    other = next((c for c in range(1, len(lines[0])) if tags_in(c)), None) if lines else None
+    if other is not None:
+        raise StellarError(f"{path}: column {tag_column} holds no tags (first line: {' '.join(lines[0])!r}); "
+                           f"column {other} does: add --tag-column {other}")
+    return False
 
 
 def read_token_table(source, tag_column: int = -1) -> Table:
-    return read_conll(source, tag_column) if looks_like_conll(source) else read_table(source)
+    return read_conll(source, tag_column) if looks_like_conll(source, tag_column) else read_table(source)
 
 
 def is_token_table(table: Table) -> bool:

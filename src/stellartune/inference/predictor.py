@@ -98,10 +98,11 @@ class FineTunedModel:
         logits, encoded = self.run(examples, batch_size)
         return self.task.predictions(logits, encoded, examples)
 
-    def evaluate(self, data, batch_size: int = 64) -> dict:
-        """Metrics on a labeled file, dataset or list of records, with the columns used in training."""
+    def evaluate(self, data, batch_size: int = 64, tag_column: int = -1) -> dict:
+        """Metrics on a labeled file, dataset or list of records, with the columns used in training
+        (`tag_column`: which column of a CoNLL file holds the tags)."""
         problem = self.task.problem
-        table = read_for(problem, data)
+        table = read_for(problem, data, tag_column)
         known = lambda column: column if column in table.columns else None
         columns = columns_for(problem, table, known(self.columns.text), known(self.columns.pair),
                               known(self.columns.label))

@@ -35,6 +35,9 @@ from .model_card import write_model_card
 
 logger = logging.getLogger("stellartune")
 
+HEADS = {"sequence": "new classification head", "token": "new token-classification head",
+         "qa": "new span head", "cloze": "masked-LM head read through the verbalizer"}
+
 
 def fit(config: TrainConfig) -> FineTunedModel:
     started = time.time()
@@ -67,8 +70,8 @@ def fit(config: TrainConfig) -> FineTunedModel:
                                  dropout=config.dropout, trust_remote_code=config.trust_remote_code,
                                  kind=task.model_kind)
     say(f"model: {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters), "
-        f"new {'custom ' + config.head + ' head on ' + head.pooling + ' pooling' if head else 'classification head'} "
-        f"for {len(task.labels)} output(s)")
+        f"{'new custom ' + config.head + ' head on ' + head.pooling + ' pooling' if head else HEADS[task.model_kind]} "
+        f"for {len(task.labels)} {'label(s)' if task.model_kind != 'qa' else 'outputs (answer start, end)'}")
 
     # ---- tokenize once
     train_set = task.encode(train_examples, tokenizer, config.max_length)
