@@ -146,6 +146,7 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
     if config.restore_best and state.best_checkpoint and state.best_step != state.step:
         load_weights(Path(state.best_checkpoint), accelerator.unwrap_model(model))
         say(f"restored the best checkpoint (step {state.best_step}, {metric_name(config, task)} = {state.best_metric:.4f})")
+    accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # drop prepare's autocast: from here it runs as saved
     return state
 
 
