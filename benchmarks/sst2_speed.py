@@ -36,6 +36,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -123,7 +124,7 @@ def train_trainer(args, best: bool) -> dict:
         dev = tokenizer(dev_texts, truncation=True, max_length=MAX_LENGTH)
         dev_features = [{k: dev[k][i] for k in dev} for i in range(len(dev_texts))]
         predicted = trainer.predict(dev_features).predictions.argmax(-1)
-        result["dev_accuracy"] = float((predicted == torch.tensor(dev_labels).numpy()).mean())
+        result["dev_accuracy"] = float((predicted == np.asarray(dev_labels)).mean())
     return result
 
 
