@@ -2,6 +2,7 @@
 
     python benchmarks/sst2_speed.py --short    # under 5 minutes: 2,000 sentences, 400 predictions
     python benchmarks/sst2_speed.py            # one full epoch each, dev accuracy, 2,000 IMDB reviews
+    python benchmarks/sst2_speed.py --predict-only   # prediction again, with the model a full run trained
 
 Training, `minilm` on SST-2 train sentences, one measurement per process (so each peak resident
 memory is its own), in alternating order over --rounds:
@@ -17,7 +18,8 @@ Examples/s and real (non-padding) tokens/s count the training loop only; model F
 matmul peak measured in the same run at the precision the run used.
 
 Prediction, with the model stellartune trained: `transformers.pipeline("text-classification")` at
-its default batch size against `FineTunedModel.predict`, both truncating at 128 tokens, on SST-2
+its default batch size against `FineTunedModel.predict` at its defaults (batch 64, the run's
+precision: bf16 autocast where the CPU has bf16 units), both truncating at 128 tokens, on SST-2
 dev and on 2,000 IMDB test reviews (the first in the archive); labels compared one by one.
 
 Prints the tables and the ratios; writes runs/bench-speed/summary.json.
@@ -247,6 +249,17 @@ def print_prediction(rows: list[dict]) -> None:
                   f"{100 * r['identical_labels']:.2f}% | {r['examples_per_s'] / pipe['examples_per_s']:.2f}x |")
 
 
+def train_all(args, peaks: dict) -> list[dict]:
+    runs = {name: [] for name in TRAINERS}
+    for round_ in range(args.rounds):
+        for name in TRAINERS[round_ % 3:] + TRAINERS[: round_ % 3]:  # rotate the order each round
+            runs[name].append(measure(args, name))
+            print(f"round {round_ + 1}: {name}: {runs[name][-1]['train_seconds']:.1f} s", flush=True)
+    training = training_table(runs, peaks)
+    print_training(training)
+    return training
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="Under 5 minutes: 2,000 training sentences, "
@@ -257,6 +270,8 @@ def main() -> None:
     parser.add_argument("--glue-examples", type=int, default=3000, help="Sentences the run_glue default trains on")
     parser.add_argument("--trainer-lr", type=float, default=5e-5, help="The Trainer's learning rate (stellartune: its default)")
     parser.add_argument("--output", default="runs/bench-speed")
+    parser.add_argument("--predict-only", action="store_true", help="Measure prediction only, with the model that "
+                        "an earlier run left in --output")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--texts", help=argparse.SUPPRESS)
@@ -274,13 +289,7 @@ def main() -> None:
     print(f"matmul peak (2048 x 2048): fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s, "
           f"{torch.get_num_threads()} threads; the Trainer's best run uses {'bf16' if args.bf16 else 'fp32'}")
 
-    runs = {name: [] for name in TRAINERS}
-    for round_ in range(args.rounds):
-        for name in TRAINERS[round_ % 3:] + TRAINERS[: round_ % 3]:  # rotate the order each round
-            runs[name].append(measure(args, name))
-            print(f"round {round_ + 1}: {name}: {runs[name][-1]['train_seconds']:.1f} s", flush=True)
-    training = training_table(runs, peaks)
-    print_training(training)
+    training = None if args.predict_only else train_all(args, peaks)
 
     dev_texts = sst2("dev.tsv")[0][: 400 if args.short else None]
     sets = {f"SST-2 dev ({len(dev_texts)})": dev_texts}
@@ -289,8 +298,9 @@ def main() -> None:
     prediction = prediction_rows(args, str(Path(args.output) / "stellartune"), sets)
     print_prediction(prediction)
     summary = {"matmul_peak_gflops": peaks, "settings": vars(args), "training": training, "prediction": prediction}
-    Path(args.output, "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"\ndetails: {Path(args.output) / 'summary.json'}")
+    details = Path(args.output, "summary-predict.json" if args.predict_only else "summary.json")
+    details.write_text(json.dumps(summary, indent=2))
+    print(f"\ndetails: {details}")
 
 
 if __name__ == "__main__":

@@ -54,13 +54,13 @@ def under(names: set[str], *prefixes: str) -> set[str]:
     return {n for n in names if n.startswith(prefixes)}
 
 
-@pytest.mark.parametrize("mode", ["none", "embeddings", "layers:2", "encoder"])
+@pytest.mark.parametrize("mode", ["none", "word-embeddings", "embeddings", "layers:2", "encoder"])
 def test_freeze_changes_exactly_the_expected_parameters(minilm, mode):
     path, tokenizer = minilm
     config = TrainConfig(freeze=mode, lr=1e-3)
     model = apply_strategy(fresh_classifier(path), config)
     names = {name for name, _ in model.named_parameters()}
-    fixed = {"none": set(), "embeddings": under(names, "bert.embeddings."),
+    fixed = {"none": set(), "word-embeddings": {"bert.embeddings.word_embeddings.weight"}, "embeddings": under(names, "bert.embeddings."),
              "layers:2": under(names, "bert.embeddings.", "bert.encoder.layer.0.", "bert.encoder.layer.1."),
              "encoder": under(names, "bert.")}[mode]
     changed = changed_parameters(model, tokenizer, config)
@@ -154,8 +154,8 @@ def test_cached_features_train_the_same_head_as_the_frozen_encoder(tmp_path, mon
     assert "feature cache: computed" in caplog.text
     uncached = stellartune.fit(output=str(tmp_path / "uncached"), feature_cache=False, **settings)
     assert cached.metrics["accuracy"] == uncached.metrics["accuracy"]
-    a = [p["score"] for p in cached.predict(TEXTS)]
-    b = [p["score"] for p in uncached.predict(TEXTS)]
+    a = [p["score"] for p in cached.predict(TEXTS, precision="fp32")]
+    b = [p["score"] for p in uncached.predict(TEXTS, precision="fp32")]
     assert a == pytest.approx(b, abs=1e-4)
 
     caplog.clear()
@@ -198,13 +198,13 @@ def test_merged_lora_equals_unmerged_and_loads_in_a_pipeline(tmp_path):
     folded = stellartune.load(tmp_path / "lora")
     folded.model = merge(folded.model)
     assert not hasattr(folded.model, "peft_config")
-    assert [p["score"] for p in folded.predict(TEXTS)] == pytest.approx(
-        [p["score"] for p in unmerged.predict(TEXTS)], abs=1e-5)
+    assert [p["score"] for p in folded.predict(TEXTS, precision="fp32")] == pytest.approx(
+        [p["score"] for p in unmerged.predict(TEXTS, precision="fp32")], abs=1e-5)
 
     merged_run = stellartune.fit(output=str(tmp_path / "merged"), merge=True, **settings)
     folder = tmp_path / "merged" / "model"
     assert (folder / "model.safetensors").exists() and not (folder / "adapter_config.json").exists()
     theirs = pipeline("text-classification", model=str(folder), device="cpu")(TEXTS)
-    ours = merged_run.predict(TEXTS)
+    ours = merged_run.predict(TEXTS, precision="fp32")  # the pipeline runs fp32
     assert [t["label"] for t in theirs] == [o["label"] for o in ours]
     assert [t["score"] for t in theirs] == pytest.approx([o["score"] for o in ours], abs=1e-5)

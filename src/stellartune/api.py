@@ -47,11 +47,13 @@ def load(path: str | Path, device: str | None = None) -> FineTunedModel:
     return FineTunedModel.load(path, device)
 
 
-def evaluate(model: str | Path | FineTunedModel, data, batch_size: int = 64, tag_column: int = -1) -> dict:
+def evaluate(model: str | Path | FineTunedModel, data, batch_size: int = 64, tag_column: int = -1,
+             precision: str | None = None) -> dict:
     model = model if isinstance(model, FineTunedModel) else load(model)
-    return model.evaluate(data, batch_size, tag_column)
+    return model.evaluate(data, batch_size, tag_column, precision)
 
 
-def predict(model: str | Path | FineTunedModel, texts, pairs=None, batch_size: int = 64) -> list[dict]:
+def predict(model: str | Path | FineTunedModel, texts, pairs=None, batch_size: int = 64,
+            precision: str | None = None) -> list[dict]:
     model = model if isinstance(model, FineTunedModel) else load(model)
-    return model.predict(texts, pairs, batch_size)
+    return model.predict(texts, pairs, batch_size, precision)

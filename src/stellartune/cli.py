@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="Run folder (or its model/ folder).")
     evaluate.add_argument("--data", required=True, help="Labeled file or dataset, with the training columns.")
     evaluate.add_argument("--output", default="metrics.json", help="Where to write the metrics (default: metrics.json).")
-    evaluate.add_argument("--batch-size", type=int, default=64, help="Examples per forward pass (default: 64).")
     evaluate.add_argument("--tag-column", type=int, default=-1, help="NER from CoNLL files: the column holding the tag (default: -1, the last).")
+    add_inference_flags(evaluate)
 
     predict = commands.add_parser("predict", help="Label new texts.")
     predict.add_argument("--model", required=True, help="Run folder (or its model/ folder).")
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", default="-", help="JSONL file of predictions, - for stdout (default: -).")
     predict.add_argument("--text-column", help="Column with the text (default: the one used in training, else auto).")
     predict.add_argument("--text-pair-column", help="Second text column for sentence-pair models.")
-    predict.add_argument("--batch-size", type=int, default=64, help="Examples per forward pass (default: 64).")
+    add_inference_flags(predict)
 
     inspect = commands.add_parser("inspect", help="Show a model's parameters, tokenization and embeddings.")
     inspect.add_argument("--model", default="minilm", help="Alias, hub id, local model or run folder (default: minilm).")
@@ -122,12 +122,19 @@ def run_pretrain(args) -> None:
     pretrain(args.config, **settings)
 
 
+def add_inference_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--batch-size", type=int, default=64, help="Examples per forward pass (default: 64).")
+    command.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                         help="auto: bf16 autocast where the hardware runs it fast (default: the precision the "
+                              "model was trained with).")
+
+
 def run_evaluate(args) -> None:
     from .api import load
     from .evaluation.report import metrics_report
 
     model = load(args.model)
-    metrics = model.evaluate(args.data, args.batch_size, args.tag_column)
+    metrics = model.evaluate(args.data, args.batch_size, args.tag_column, args.precision)
     print(metrics_report(metrics, model.labels))
     Path(args.output).write_text(json.dumps(metrics, indent=2))
     print(f"\nwrote {args.output}")
@@ -144,7 +151,7 @@ def run_predict(args) -> None:
         texts, pairs = [args.question], [args.context]
     else:
         texts, pairs = read_inputs(args.input, model, args.text_column, args.text_pair_column)
-    write_predictions(args.output, texts, pairs, model.predict(texts, pairs, args.batch_size))
+    write_predictions(args.output, texts, pairs, model.predict(texts, pairs, args.batch_size, args.precision))
 
 
 def run_inspect(args) -> None:

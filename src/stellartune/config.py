@@ -59,7 +59,7 @@ class TrainConfig:
     head_dropout: float = setting(0.1, "Dropout before each head layer.")
     dropout: float | None = setting(None, "Override the encoder's dropout probabilities (hidden and attention); default: the model's own.")
     # --- transfer strategy (strategies/) -------------------------------------------------
-    freeze: str = setting("none", "Frozen parameters: none, embeddings, layers:N (embeddings and the bottom N layers) or encoder (train the head only).")
+    freeze: str = setting("none", "Frozen parameters: none, word-embeddings (the token table: fine-tuning barely moves it; fixing it halves a small model's optimizer state), embeddings (all of them), layers:N (embeddings and the bottom N layers) or encoder (train the head only).")
     unfreeze: str = setting("none", "gradual: start with only the head trainable and unfreeze one more layer group from the top every --unfreeze-every steps (default: every epoch).",
                             choices=("none", "gradual"))
     unfreeze_every: int | None = setting(None, "Steps between unfreezing steps of --unfreeze gradual (default: one epoch).")
@@ -114,9 +114,10 @@ class TrainConfig:
         if self.doc_stride is not None and self.max_length and not 0 <= self.doc_stride < self.max_length // 2:
             raise StellarError(f"--doc-stride must be at least 0 and less than half of --max-length "
                                f"({self.max_length}); got {self.doc_stride}")
-        if not re.fullmatch(r"none|embeddings|encoder|layers:\d+", self.freeze):
-            raise StellarError(f"--freeze must be none, embeddings, encoder or layers:N (N a number); got {self.freeze!r}")
-        if self.peft != "none" and self.freeze != "none":
+        if not re.fullmatch(r"none|word-embeddings|embeddings|encoder|layers:\d+", self.freeze):
+            raise StellarError("--freeze must be none, word-embeddings, embeddings, encoder or layers:N (N a number); "
+                               f"got {self.freeze!r}")
+        if self.peft != "none" and self.freeze not in ("none", "word-embeddings"):
             raise StellarError("--freeze does not combine with --peft: PEFT already freezes the encoder")
         if self.merge and self.peft != "lora":
             raise StellarError("--merge needs --peft lora (prompt and prefix tuning cannot be merged into the weights)")

@@ -1,13 +1,17 @@
-"""Metrics for each kind of label, computed with scikit-learn and scipy."""
+"""Metrics for each kind of label, computed with scikit-learn and scipy.
+
+Both are imported inside the functions: prediction alone never loads them (nor pandas, which
+scikit-learn pulls in), about 100 MB of resident memory.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 
 def single_label_metrics(predicted: np.ndarray, gold: np.ndarray, names: list[str]) -> dict:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
     ids = list(range(len(names)))
     precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=ids, zero_division=0)
     return {
@@ -22,6 +26,8 @@ def single_label_metrics(predicted: np.ndarray, gold: np.ndarray, names: list[st
 
 def multi_label_metrics(predicted: np.ndarray, gold: np.ndarray, names: list[str]) -> dict:
     """`predicted` and `gold` are 0/1 matrices (examples x labels)."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
     precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, zero_division=0)
     return {
         "micro_f1": float(f1_score(gold, predicted, average="micro", zero_division=0)),
@@ -33,6 +39,8 @@ def multi_label_metrics(predicted: np.ndarray, gold: np.ndarray, names: list[str
 
 
 def regression_metrics(predicted: np.ndarray, gold: np.ndarray) -> dict:
+    from scipy.stats import pearsonr, spearmanr
+
     constant = np.allclose(predicted, predicted[0]) or np.allclose(gold, gold[0])
     return {
         "pearson": 0.0 if constant else float(pearsonr(predicted, gold)[0]),
@@ -43,6 +51,8 @@ def regression_metrics(predicted: np.ndarray, gold: np.ndarray) -> dict:
 
 def best_threshold(probabilities: np.ndarray, gold: np.ndarray) -> float:
     """The decision threshold (one for all labels) with the highest micro-F1 on these examples."""
+    from sklearn.metrics import f1_score
+
     grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
     scores = [f1_score(gold, probabilities >= t, average="micro", zero_division=0) for t in grid]
     return float(grid[int(np.argmax(scores))])

@@ -11,6 +11,8 @@ from ..models.loading import accepted_inputs, forward_logits
 from ..tasks.base import Encoded
 from ..training.batching import batch_inputs, inference_batches
 
+TOKENS_PER_EXAMPLE = 32  # a batch of batch_size examples holds at most 32 x batch_size tokens
+
 
 def compute_logits(model, encoded: Encoded, tokenizer, batch_size: int = 64, device=None,
                    autocast=contextlib.nullcontext) -> torch.Tensor:
@@ -27,7 +29,7 @@ def compute_outputs(model, forward: Callable[[dict], torch.Tensor], encoded: Enc
     model.eval()
     pieces: dict[int, torch.Tensor] = {}
     with torch.inference_mode(), autocast():
-        for batch in inference_batches(encoded.lengths, batch_size):
+        for batch in inference_batches(encoded.lengths, batch_size, TOKENS_PER_EXAMPLE * batch_size):
             inputs = batch_inputs(encoded, batch, tokenizer, accepted)
             outputs = forward({k: v.to(device) for k, v in inputs.items()}).float().cpu()
             pieces.update(zip(batch, outputs))

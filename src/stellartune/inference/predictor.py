@@ -19,8 +19,10 @@ from ..strategies.layers import inner_model
 from ..strategies.peft import ADAPTER_CONFIG, is_peft, load_peft_classifier
 from ..tasks import Encoded, task_from_dict
 from .logits import compute_logits
+from .precision import inference_autocast
 
 META_FILE = "stellartune.json"
+PREDICT_CHUNK = 512  # texts encoded and run at a time: memory stays flat however many come in
 
 
 class FineTunedModel:
@@ -28,12 +30,13 @@ class FineTunedModel:
 
     def __init__(self, model, tokenizer, task, max_length: int, columns: Columns, label_delimiter: str = ",",
                  base_model: str = "", metrics: dict | None = None, run_dir: Path | None = None,
-                 strategy: dict | None = None):
+                 strategy: dict | None = None, precision: str = "auto"):
         self.model, self.tokenizer, self.task = model, tokenizer, task
         self.max_length, self.columns, self.label_delimiter = max_length, columns, label_delimiter
         self.base_model = base_model
         self.metrics, self.run_dir = metrics or {}, run_dir
         self.strategy = strategy or {}  # transfer strategy settings it was trained with
+        self.precision = precision  # what predict and evaluate run in unless told: the run's --precision
 
     @property
     def labels(self) -> list[str]:
@@ -54,7 +57,8 @@ class FineTunedModel:
                  else load_classifier(folder))
         model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         return cls(model, load_tokenizer(str(folder)), task, meta["max_length"], Columns(**meta["columns"]),
-                   meta["label_delimiter"], meta["base_model"], strategy=meta.get("strategy"))
+                   meta["label_delimiter"], meta["base_model"], strategy=meta.get("strategy"),
+                   precision=meta.get("precision", "auto"))
 
     def save(self, folder: str | Path) -> Path:
         """A standard Hugging Face folder (weights as safetensors, tokenizer) plus stellartune.json; a PEFT
@@ -68,21 +72,29 @@ class FineTunedModel:
         if is_peft(self.model) and isinstance(inner_model(self.model), EncoderWithHead):
             inner_model(self.model).save_head_config(tmp)
         meta = {"task": self.task.to_dict(), "max_length": self.max_length, "columns": vars(self.columns),
-                "label_delimiter": self.label_delimiter, "base_model": self.base_model, "strategy": self.strategy}
+                "label_delimiter": self.label_delimiter, "base_model": self.base_model, "strategy": self.strategy,
+                "precision": self.precision}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
         return folder
 
     # --- use -----------------------------------------------------------------------------------
-    def run(self, examples: Examples, batch_size: int = 64) -> tuple[torch.Tensor, Encoded]:
+    def run(self, examples: Examples, batch_size: int = 64, precision: str | None = None
+            ) -> tuple[torch.Tensor, Encoded]:
         encoded = self.task.encode(examples, self.tokenizer, self.max_length)
-        return compute_logits(self.model, encoded, self.tokenizer, batch_size), encoded
+        device = next(self.model.parameters()).device
+        autocast = inference_autocast(precision or self.precision, device)
+        return compute_logits(self.model, encoded, self.tokenizer, batch_size, device, autocast), encoded
 
-    def predict(self, texts: list[str] | str, pairs: list[str] | None = None, batch_size: int = 64) -> list[dict]:
+    def predict(self, texts: list[str] | str, pairs: list[str] | None = None, batch_size: int = 64,
+                precision: str | None = None) -> list[dict]:
         """One dict per text: label and score (classification), labels (multi-label), score
         (regression), entities with character offsets (NER), or for questions (`texts`) with their
-        contexts (`pairs`) the answer with its character offsets in the context (QA)."""
+        contexts (`pairs`) the answer with its character offsets in the context (QA).
+
+        `precision`: auto (bf16 autocast where the hardware runs it fast), fp32, bf16 or fp16;
+        default: the one the model was trained and evaluated with."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         pairs = [pairs] if isinstance(pairs, str) else pairs
         if self.task.name == "qa" and (pairs is None or len(pairs) != len(texts)):
@@ -95,10 +107,14 @@ class FineTunedModel:
             if empty:
                 raise StellarError(f"{empty}: no words to tag")
             examples = replace(examples, words=[w for w, _ in words], offsets=[o for _, o in words])
-        logits, encoded = self.run(examples, batch_size)
-        return self.task.predictions(logits, encoded, examples)
+        predictions = []
+        for start in range(0, len(examples), PREDICT_CHUNK):
+            chunk = examples.subset(range(start, min(start + PREDICT_CHUNK, len(examples))))
+            logits, encoded = self.run(chunk, batch_size, precision)
+            predictions += self.task.predictions(logits, encoded, chunk)
+        return predictions
 
-    def evaluate(self, data, batch_size: int = 64, tag_column: int = -1) -> dict:
+    def evaluate(self, data, batch_size: int = 64, tag_column: int = -1, precision: str | None = None) -> dict:
         """Metrics on a labeled file, dataset or list of records, with the columns used in training
         (`tag_column`: which column of a CoNLL file holds the tags)."""
         problem = self.task.problem
@@ -108,5 +124,5 @@ class FineTunedModel:
                               known(self.columns.label))
         examples = examples_for(problem, table, columns, self.label_delimiter)
         self.task.check_known_labels(examples)
-        logits, encoded = self.run(examples, batch_size)
+        logits, encoded = self.run(examples, batch_size, precision)
         return self.task.metrics(logits, encoded)

@@ -9,8 +9,8 @@ from .layers import EMBEDDINGS, HEAD, base_encoder, encoder_parts, group_rank
 
 
 def frozen_groups(mode: str, num_layers: int) -> set[str]:
-    """The parameter groups a --freeze mode keeps fixed."""
-    if mode == "none":
+    """The parameter groups a --freeze mode keeps fixed (word-embeddings: a part of a group, see apply_freeze)."""
+    if mode in ("none", "word-embeddings"):
         return set()
     if mode == "embeddings":
         return {EMBEDDINGS}
@@ -29,6 +29,9 @@ def all_groups(num_layers: int) -> list[str]:
 
 
 def apply_freeze(model: nn.Module, mode: str) -> None:
+    if mode == "word-embeddings":  # about half of a small model's weights, and of its optimizer state
+        base_encoder(model).get_input_embeddings().weight.requires_grad_(False)
+        return
     parts = encoder_parts(model)
     frozen = frozen_groups(mode, len(parts.layers))
     groups = parts.group_of_parameters(model)

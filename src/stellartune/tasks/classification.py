@@ -21,6 +21,8 @@ PRIMARY_METRIC = {"classification": "accuracy", "multi-label": "micro_f1", "regr
 PROBLEM_TYPES = {"classification": "single_label_classification", "multi-label": "multi_label_classification",
                  "regression": "regression"}
 
+TOKENIZE_CHUNK = 512  # texts per tokenizer call
+
 
 class ClassificationTask:
     name = "classification"
@@ -152,7 +154,19 @@ class ClassificationTask:
 
 
 def tokenize(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> tuple[list[dict], int]:
-    """Batched fast tokenization; counts the examples longer than max_length before cutting them."""
+    """Batched fast tokenization; counts the examples longer than max_length before cutting them.
+    In chunks: the untruncated encodings of long documents are large and only one chunk's are held."""
+    features, truncated = [], 0
+    for start in range(0, len(texts), TOKENIZE_CHUNK):
+        part = slice(start, start + TOKENIZE_CHUNK)
+        chunk_features, chunk_truncated = tokenize_chunk(tokenizer, texts[part], pairs[part] if pairs else None,
+                                                         max_length)
+        features += chunk_features
+        truncated += chunk_truncated
+    return features, truncated
+
+
+def tokenize_chunk(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> tuple[list[dict], int]:
     with quiet_transformers():  # hides "longer than the model's maximum": we count and report instead
         full = tokenizer(texts, pairs, truncation=False)
     long = [i for i, ids in enumerate(full["input_ids"]) if len(ids) > max_length]

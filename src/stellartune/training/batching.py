@@ -24,10 +24,17 @@ def training_batches(lengths: list[int], batch_size: int, seed: int, epoch: int)
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def inference_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Longest first, so similar lengths share a batch; callers restore the input order."""
+def inference_batches(lengths: list[int], batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Longest first, so similar lengths share a batch; callers restore the input order. At most
+    batch_size examples and max_tokens tokens, padding included: long texts go in smaller batches,
+    as their activations, not the model, set the peak memory of inference."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    while start < len(order):
+        size = max(1, min(batch_size, max_tokens // max(1, lengths[order[start]])))  # the first is the longest
+        batches.append(order[start : start + size])
+        start += size
+    return batches
 
 
 def shard(batch: list[int], parts: int, index: int) -> list[int]:

@@ -23,6 +23,7 @@ from ..data.examples import detect_task
 from ..errors import StellarError
 from ..evaluation.report import metrics_report
 from ..inference.logits import compute_logits
+from ..inference.precision import inference_autocast, resolve_precision
 from ..inference.predictor import FineTunedModel
 from ..models import HeadConfig, build_classifier, load_tokenizer, output_layer, resolve_model
 from ..tasks import task_for
@@ -105,11 +106,13 @@ def fit(config: TrainConfig) -> FineTunedModel:
     state = train_model(trained, task, train_input, eval_input, tokenizer, config, run_dir, accelerator, say, unfreezer)
     if config.merge:
         model = merge(model)
-    # full precision, as predict and evaluate run the saved model: the reported metrics are what it gives
-    logits = compute_logits(model, eval_set, tokenizer, 2 * config.batch_size, accelerator.device)
+    # in the precision predict and evaluate run the saved model at: the reported metrics are what it gives
+    logits = compute_logits(model, eval_set, tokenizer, 2 * config.batch_size, accelerator.device,
+                            inference_autocast(config.precision, accelerator.device))
     metrics = task.metrics(logits, eval_set, tune=True)
     result = FineTunedModel(model, tokenizer, task, config.max_length, columns, config.label_delimiter, config.model,
-                            metrics=metrics, run_dir=run_dir, strategy=strategy_record(config))
+                            metrics=metrics, run_dir=run_dir, strategy=strategy_record(config),
+                            precision=config.precision)
     if accelerator.is_main_process:
         say("evaluation of the final model:\n" + metrics_report(metrics, task.labels))
         predictions = task.predictions(logits, eval_set, eval_examples)
@@ -166,17 +169,9 @@ def no_accelerator() -> bool:
 
 
 def mixed_precision(precision: str) -> str:
-    """accelerate's name for the precision; auto: bf16 autocast where the hardware runs bf16 fast."""
-    if precision == "auto":
-        fast_bf16 = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else cpu_has_bf16()
-        return "bf16" if fast_bf16 else "no"
-    return {"fp32": "no"}.get(precision, precision)
-
-
-def cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matmuls 2-3x faster than fp32; elsewhere bf16 on CPU is emulated, slower."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's, private but long-lived
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    """accelerate's name for the precision (fp32 is "no"), `auto` settled for the device this run uses."""
+    resolved = resolve_precision(precision, "cuda" if torch.cuda.is_available() else "cpu")
+    return "no" if resolved == "fp32" else resolved
 
 
 def prepare_run_dir(config: TrainConfig, accelerator) -> Path:
