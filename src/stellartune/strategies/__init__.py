@@ -37,7 +37,8 @@ def describe_strategy(config) -> str:
     elif config.peft != "none":
         parts = [f"{config.peft} tuning ({config.prompt_tokens} virtual tokens) and the head"]
     else:
-        parts = [{"none": "full fine-tuning", "word-embeddings": "full fine-tuning, word embeddings fixed", "embeddings": "embeddings frozen",
+        parts = [{"none": "full fine-tuning", "word-embeddings": "full fine-tuning, word embeddings fixed",
+                  "embeddings": "embeddings frozen",
                   "encoder": "encoder frozen, head only"}.get(config.freeze, f"frozen: {config.freeze}")]
     if config.unfreeze == "gradual":
         parts.append(f"gradual unfreezing every {config.unfreeze_every or 'epoch'}"
