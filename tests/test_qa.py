@@ -11,6 +11,7 @@ import torch
 
 import stellartune
 from stellartune.data import columns_for, examples_for, read_for
+from stellartune.data.examples import Examples
 from stellartune.errors import StellarError
 from stellartune.evaluation.squad import exact_match, normalize_answer, squad_scores, token_f1
 from stellartune.models import load_tokenizer, resolve_model
@@ -115,6 +116,16 @@ def test_short_training_raises_dev_f1_well_above_the_untrained_model(qa_run):
     assert model.task.to_dict()["unanswerable"] is False and "null_threshold" not in model.metrics
 
 
+def test_predictions_scored_against_gold_give_the_runs_metrics(qa_run):
+    folder, model = qa_run
+    examples = read_examples(str(folder / "dev.json"))
+    predicted = stellartune.load(model.run_dir).predict(examples.texts, examples.pairs, batch_size=32)  # eval's batches
+    scores = squad_scores([p["answer"] for p in predicted], [[a["text"] for a in gold] for gold in examples.labels])
+    assert scores == {"exact_match": model.metrics["exact_match"], "f1": model.metrics["f1"]}
+    saved = [json.loads(line)["answer"] for line in (model.run_dir / "eval_predictions.jsonl").read_text().splitlines()]
+    assert [p["answer"] for p in predicted] == saved
+
+
 def test_predictions_are_exact_characters_of_the_context(qa_run):
     _, model = qa_run
     context = "Super Bowl 50 was played on February 7, 2016, at Levi's Stadium in Santa Clara, California."
@@ -183,6 +194,60 @@ def test_unanswerable_questions_train_and_tune_a_null_threshold(squad, tmp_path)
     assert model.task.unanswerable and "null_threshold" in model.metrics
     saved = json.loads((tmp_path / "run" / "model" / "stellartune.json").read_text())
     assert saved["task"]["null_threshold"] == model.task.null_threshold
+
+    # predict applies the saved threshold: "no answer" exactly where the null score beats the span by more
+    reloaded = stellartune.load(tmp_path / "run")
+    assert reloaded.task.null_threshold == model.task.null_threshold
+    questions, contexts = [r["question"] for r in rows[:40]], [r["context"] for r in rows[:40]]
+    logits, encoded = reloaded.run(Examples(questions, contexts, None, [""] * 40, reloaded.columns), batch_size=64)
+    spans, nulls = reloaded.task.answers(logits, encoded)
+    gaps = [null - span.logit for span, null in zip(spans, nulls)]
+    predicted = reloaded.predict(questions, contexts)
+    assert [p["answer"] == "" for p in predicted] == [gap > reloaded.task.null_threshold for gap in gaps]
+    for threshold, empty in ((min(gaps) - 1, 40), (max(gaps) + 1, 0)):
+        reloaded.task.null_threshold = threshold
+        assert sum(p["answer"] == "" for p in reloaded.predict(questions, contexts)) == empty
+
+
+def test_the_best_span_over_all_windows_wins(squad, tokenizer):
+    """A context cut into windows: the answer comes from the window with the highest start + end logit,
+    not from the first window, nor from the window whose span is most probable within itself."""
+    paragraph = squad["data"][0]["paragraphs"][0]
+    examples = Examples([paragraph["qas"][0]["question"]], [paragraph["context"]], None, ["q"], None)
+    task = QuestionAnsweringTask(doc_stride=16, max_answer_length=30)
+    encoded = task.encode(examples, tokenizer, max_length=64)
+    first, last = encoded.windows[0], encoded.windows[-1]
+    assert len(encoded.windows) >= 3
+    token = lambda window: next(i for i, o in enumerate(window.offsets) if o is not None) + 2
+    logits = torch.zeros(len(encoded.windows), 64, 2)
+    logits[0], logits[0, token(first)] = -30.0, 10.0  # a sharp span: sum 20, nearly all of its window's probability
+    logits[-1], logits[-1, token(last)] = 11.9, 12.0  # sum 24 among many rivals: a low probability
+    (answer,), _ = task.answers(logits, encoded)
+    assert (answer.start, answer.end) == last.word_span(token(last), token(last)) and answer.score < 0.1
+    assert answer.text == paragraph["context"][answer.start : answer.end]
+    logits[0, token(first)] = 13.0  # now the first window's span has the highest sum
+    (answer,), _ = task.answers(logits, encoded)
+    assert (answer.start, answer.end) == first.word_span(token(first), token(first)) != (
+        last.word_span(token(last), token(last)))
+
+
+def test_squad_v2_files_and_the_answers_field_are_read(squad, tmp_path):
+    article = json.loads(json.dumps(squad["data"][0]))
+    article["paragraphs"] = article["paragraphs"][:1]
+    qas = article["paragraphs"][0]["qas"]
+    qas[1].update(is_impossible=True, answers=[], plausible_answers=qas[1]["answers"])
+    examples = read_examples(squad_file(tmp_path / "v2.json", [article]))
+    assert examples.labels[1] == [] and examples.labels[0][0]["text"] == qas[0]["answers"][0]["text"]
+    assert len(examples) == len(qas)
+
+    context = article["paragraphs"][0]["context"]
+    gold = qas[0]["answers"][0]
+    rows = [{"question": qas[0]["question"], "context": context,
+             "answers": {"text": [gold["text"]], "answer_start": [gold["answer_start"]]}},  # Hugging Face's squad
+            {"question": "Who won?", "context": context, "answers": {"text": [], "answer_start": []}}]
+    (tmp_path / "hf.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    examples = read_examples(str(tmp_path / "hf.jsonl"))
+    assert examples.labels == [[{"text": gold["text"], "start": gold["answer_start"]}], []]
 
 
 @pytest.mark.parametrize("row, message", [

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def train_command(train, dev, output, *extra) -> list[str]:
     return [sys.executable, "-m", "stellartune.cli", "train", "--train", str(train), "--eval", str(dev),
             "--output", str(output), "--max-steps", "24", "--eval-steps", "4", "--batch-size", "8",
-            "--lr", "1e-4", "--seed", "7", "--no-progress", *extra]
+            "--lr", "1e-4", "--seed", "7", "--log-steps", "1", "--no-restore-best", "--no-progress", *extra]
 
 
 def float_metrics(run) -> dict:
@@ -40,6 +40,12 @@ def kill_after_checkpoint(command, checkpoints, step: int) -> None:
     assert process.wait() == -signal.SIGKILL
 
 
+def step_losses(run) -> dict[int, tuple[float, float]]:
+    """(training loss, learning rate) logged at each step."""
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return {r["step"]: (r["loss"], r["lr"]) for r in records if "loss" in r}
+
+
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     train = tsv_slice(data_file("sst2/train.tsv"), tmp_path / "train.tsv", 300)
     dev = tsv_slice(data_file("sst2/dev.tsv"), tmp_path / "dev.tsv", 120)
@@ -50,12 +56,20 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert not (broken / "model").exists()
     refused = subprocess.run(train_command(train, dev, broken), capture_output=True, text=True)
     assert refused.returncode == 2 and "--resume" in refused.stderr  # never silently restarts over a checkpoint
+    # a checkpoint write cut short (killed before its rename; here of a later step) is never resumed from
+    half_written = broken / "checkpoints" / ".tmp-step-00000099"
+    half_written.mkdir()
+    (half_written / "model.safetensors").write_bytes(b"\0" * 100)
     resumed = subprocess.run(train_command(train, dev, broken, "--resume"), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resumed from" in resumed.stderr
+    resumed_from = int(resumed.stderr.split("resumed from ")[1].split("step-")[1][:8])
+    assert 12 <= resumed_from < 24  # the newest complete checkpoint when it was killed
 
+    # every step after the resume point trains on the same batches to the same loss, and ends in the same bytes
+    after = lambda run: {step: v for step, v in step_losses(run).items() if step > resumed_from}
+    assert sorted(after(broken)) == list(range(resumed_from + 1, 25))
+    assert after(broken) == after(whole)
+    assert (broken / "model" / "model.safetensors").read_bytes() == (whole / "model" / "model.safetensors").read_bytes()
     assert float_metrics(broken) == float_metrics(whole)
     scores = lambda run: [r["score"] for r in map(json.loads, (run / "eval_predictions.jsonl").read_text().splitlines())]
     assert scores(broken) == scores(whole)
-    logged = [json.loads(line)["step"] for line in (broken / "log.jsonl").read_text().splitlines()]
-    assert max(logged) == 24

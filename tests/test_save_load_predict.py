@@ -65,9 +65,33 @@ def test_predict_from_stdin(small_sst2_run):
                  stdin="a gorgeous, witty, seductive movie.\n\nthe plot is nothing but boilerplate clichés\n")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [line["text"] for line in lines] == ["a gorgeous, witty, seductive movie.",
-                                               "the plot is nothing but boilerplate clichés"]
-    assert all(line["label"] in ("0", "1") and 0.5 <= line["score"] <= 1 for line in lines)
+    texts = ["a gorgeous, witty, seductive movie.", "the plot is nothing but boilerplate clichés"]
+    assert [line["text"] for line in lines] == texts
+    expected = stellartune.load(small_sst2_run).predict(texts)
+    assert [line["label"] for line in lines] == [e["label"] for e in expected]
+    assert [line["score"] for line in lines] == pytest.approx([e["score"] for e in expected], abs=1e-6)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.txt", b"", "stdin: no text to predict"),
+    ("blank.txt", b"\n  \n", "stdin: no text to predict"),
+    ("latin1.txt", "un film très réussi\n".encode("latin-1"), "stdin, line 1: not UTF-8 text"),
+])
+def test_predict_on_empty_or_undecodable_stdin_is_one_line(small_sst2_run, tmp_path, name, content, message):
+    result = subprocess.run([sys.executable, "-m", "stellartune.cli", "predict", "--model", str(small_sst2_run),
+                             "--input", "-"], input=content, capture_output=True, timeout=600)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and stderr.startswith(f"error: {message}") and stderr.count("\n") == 1, stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty.csv: file is empty"),
+    ("sentence\nun film très réussi\n".encode("latin-1"), "empty.csv, line 2: not UTF-8 text"),
+])
+def test_predict_on_an_empty_or_undecodable_file_is_one_line(small_sst2_run, tmp_path, content, message):
+    (tmp_path / "empty.csv").write_bytes(content)
+    result = cli("predict", "--model", str(small_sst2_run), "--input", str(tmp_path / "empty.csv"))
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
 def test_evaluate_command_reproduces_run_metrics(small_sst2_run, tmp_path):
@@ -88,3 +112,8 @@ def test_predict_runs_in_the_runs_precision_and_agrees_with_fp32(small_sst2_run)
     default, exact = model.predict(texts), model.predict(texts, precision="fp32")
     assert sum(a["label"] == b["label"] for a, b in zip(default, exact)) >= 0.99 * len(texts)
     assert max(abs(a["score"] - b["score"]) for a, b in zip(default, exact)) < 0.02
+    # which precision ran: exactly the one `auto` resolves to on this CPU, and not the other
+    ran = resolve_precision("auto", "cpu")
+    other = {"bf16": "fp32", "fp32": "bf16"}[ran]
+    assert default == model.predict(texts, precision=ran)
+    assert [p["score"] for p in default] != [p["score"] for p in model.predict(texts, precision=other)]

@@ -19,6 +19,15 @@ import yaml
 from .errors import StellarError
 
 
+# Settings that take data: a path or dataset name, or in the Python API a list of dicts or a DataFrame.
+DATA_SETTINGS = ("train", "eval")
+
+
+def describe_data(value):
+    """A data setting as it is saved and shown: its path or name, or a note for data given in memory."""
+    return value if value is None or isinstance(value, str) else f"<{len(value)} records given in memory>"
+
+
 def setting(default, help: str, choices: tuple | None = None, flag: str | None = None):
     """A config field with its help text (and allowed values) attached for the CLI."""
     meta = {"help": help, "choices": choices, "flag": flag}
@@ -141,7 +150,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        values = {k: describe_data(v) if k in DATA_SETTINGS else v for k, v in self.to_dict().items()}
+        Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
 
 
 def flag_name(f) -> str:
@@ -173,6 +183,8 @@ def coerce(cls, name: str, value):
     """Check and convert one value to its field's type, with a message naming the setting."""
     if value is None:
         return None
+    if name in DATA_SETTINGS and not isinstance(value, (str, Path)):
+        return value  # records or a DataFrame, read as they are
     kind = field_type(cls, name)
     try:
         if kind is bool:

@@ -74,12 +74,16 @@ def decode_utf8(path: Path) -> str:
     data = path.read_bytes()
     if not data.strip():
         raise StellarError(f"{path}: file is empty")
+    return decode_utf8_bytes(data, str(path))
+
+
+def decode_utf8_bytes(data: bytes, source: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise StellarError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
-                           "re-save the file as UTF-8") from None
+        raise StellarError(f"{source}, line {line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                           "re-save it as UTF-8") from None
 
 
 def read_delimited(path: Path) -> Table:

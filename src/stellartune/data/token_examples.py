@@ -39,7 +39,9 @@ def joined(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
 def looks_like_conll(source, tag_column: int = -1) -> bool:
     """A .conll/.iob/.bio file, or a .txt file of `token ... tag` lines (its first few sentences).
     A .txt file whose tags are in another column than `tag_column` stops with the column to give."""
-    path = Path(str(source))
+    if not isinstance(source, (str, Path)):
+        return False  # records or a DataFrame from the Python API
+    path = Path(source)
     if path.suffix.lower() not in CONLL_SUFFIXES or not path.is_file():
         return False
     if path.suffix.lower() != ".txt":

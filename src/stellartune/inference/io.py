@@ -7,13 +7,14 @@ import sys
 
 from ..data import read_for
 from ..data.examples import resolve_columns, text_cell
+from ..data.readers import decode_utf8_bytes
 from ..errors import StellarError
 
 
 def read_inputs(source: str, model, text_column=None, pair_column=None) -> tuple[list[str], list[str] | None]:
     """Texts (and second texts) to label: stdin lines, or the model's training columns of a file."""
     if source == "-":
-        texts = [line.strip() for line in sys.stdin if line.strip()]
+        texts = [line.strip() for line in decode_utf8_bytes(sys.stdin.buffer.read(), "stdin").splitlines() if line.strip()]
         if not texts:
             raise StellarError("stdin: no text to predict (one text per line)")
         if model.columns.pair:

@@ -43,14 +43,22 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
         with quiet_transformers():
             return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        raise StellarError(f"{path}: cannot load tokenizer ({str(e).splitlines()[0]})") from None
+        raise StellarError(f"{path}: cannot load tokenizer ({loading_problem(e)})") from None
+
+
+def loading_problem(error: Exception) -> str:
+    """transformers' reason in one line; for a model that ships its own code, the flag that runs it."""
+    reason = str(error).splitlines()[0]
+    if "custom code" in reason:
+        reason += " Its code runs only with --trust-remote-code (trust_remote_code=True): read it first"
+    return reason
 
 
 def load_config(path: str, trust_remote_code: bool = False, dropout: float | None = None, **labels):
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **labels)
     except (OSError, ValueError) as e:
-        raise StellarError(f"{path}: cannot load model config ({str(e).splitlines()[0]})") from None
+        raise StellarError(f"{path}: cannot load model config ({loading_problem(e)})") from None
     if dropout is not None:
         for name in DROPOUT_ATTRIBUTES:
             if hasattr(config, name):

@@ -12,6 +12,7 @@ import json
 import warnings
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..errors import StellarError
@@ -65,7 +66,34 @@ def apply_peft(model: nn.Module, config) -> nn.Module:
 
     encoder_parts(model)  # fails early, with a clear message, on a model whose parts are not found
     with quiet_peft():
-        return get_peft_model(model, peft_config(model, config))
+        wrapped = get_peft_model(model, peft_config(model, config))
+    check_prefix_forward(wrapped)
+    return wrapped
+
+
+def check_prefix_forward(model: nn.Module) -> None:
+    """Prefix tuning reaches the encoder through an argument (`past_key_values`) that some
+    transformers releases renamed; PEFT's refusal then comes at the first forward pass, mid-training
+    or mid-prediction. One two-token forward here turns it into one line before anything runs."""
+    from peft import PeftType
+
+    if model.peft_config["default"].peft_type != PeftType.PREFIX_TUNING:
+        return
+    tokens = torch.zeros(1, 2, dtype=torch.long, device=next(model.parameters()).device)
+    try:
+        with torch.no_grad(), quiet_peft():
+            model(input_ids=tokens, attention_mask=torch.ones_like(tokens))
+    except ValueError as e:
+        if "past key values" not in str(e):
+            raise
+        import peft
+        import transformers
+
+        raise StellarError(f"--peft prefix cannot run with transformers {transformers.__version__} and peft "
+                           f"{peft.__version__}: {e} (transformers 5.24 renamed the encoders' past_key_values "
+                           "argument, through which PEFT passes the prefix; transformers<5.24 works, as pinned in "
+                           "stellartune's constraints.txt). Use --peft prompt or lora, or install "
+                           "'transformers<5.24'") from None
 
 
 @contextlib.contextmanager
@@ -77,7 +105,8 @@ def quiet_peft():
 
 
 def is_peft(model: nn.Module) -> bool:
-    return hasattr(model, "peft_config")
+    """A PEFT wrapper (not a model merged out of one: some PEFT releases leave `peft_config` on it)."""
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
 
 
 def merge(model: nn.Module) -> nn.Module:
@@ -94,7 +123,9 @@ def load_peft_classifier(folder: Path, base_model: str, task) -> nn.Module:
     base = build_classifier(resolve_model(base_model), id2label=task.id2label, problem_type=task.problem_type,
                             head=head, kind=task.model_kind)
     with quiet_transformers(), quiet_peft():
-        return PeftModel.from_pretrained(base, str(folder))
+        model = PeftModel.from_pretrained(base, str(folder))
+    check_prefix_forward(model)
+    return model
 
 
 ADAPTER_CONFIG = "adapter_config.json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+from ..config import describe_data
 from ..evaluation.report import format_table
 from ..strategies import describe_strategy
 
@@ -52,7 +53,8 @@ def write_model_card(run_dir, config, result, state) -> None:
     text = CARD.format(
         name=run_dir.name, model=config.model, strategy=describe_strategy(config), problem=task.problem, n_labels=len(task.labels),
         labels=", ".join(task.labels[:30]) + (" ..." if len(task.labels) > 30 else ""), run_dir=run_dir,
-        pipeline=pipeline, train=config.train, eval=config.eval or f"{config.eval_split:.0%} held out of training",
+        pipeline=pipeline, train=describe_data(config.train),
+        eval=describe_data(config.eval) or f"{config.eval_split:.0%} held out of training",
         columns=result.columns.describe(), best_step=state.best_step, steps=state.step,
         results=format_table(numbers, ["metric", "value"]), hyperparameters=format_table(settings, ["setting", "value"]))
     (run_dir / "README.md").write_text(text)

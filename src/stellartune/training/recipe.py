@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from transformers import set_seed
 
 from ..config import TrainConfig
@@ -126,6 +127,9 @@ def fit(config: TrainConfig) -> FineTunedModel:
 
 def start_run(config) -> tuple[Accelerator, Callable[[str], None]]:
     """The accelerator (device, precision, processes), a `say` that logs on the main process only, and the seed."""
+    # accelerate keeps one precision per process; a second fit with another --precision starts it anew
+    # (the process group, PartialState, is kept)
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision=mixed_precision(config.precision), cpu=no_accelerator())
     say = (lambda message: logger.info(message)) if accelerator.is_main_process else (lambda message: None)
     set_seed(config.seed)
@@ -146,7 +150,7 @@ def custom_head(config: TrainConfig, task) -> HeadConfig | None:
 
 def read_examples(config: TrainConfig):
     """(task, columns, training examples, evaluation examples or None) from --train / --eval."""
-    if not config.train:
+    if config.train is None:
         raise StellarError("--train is required: a CSV/TSV/JSON/JSONL/Parquet/CoNLL file or a dataset")
     table = read_for(config.task, config.train, config.tag_column)
     problem = config.task
@@ -156,7 +160,7 @@ def read_examples(config: TrainConfig):
                           config.label_column)
     problem = problem or detect_task(table, columns.label, config.label_delimiter)
     train_examples = examples_for(problem, table, columns, config.label_delimiter)
-    if not config.eval:
+    if config.eval is None:
         return problem, columns, train_examples, None
     eval_table = read_for(problem, config.eval, config.tag_column)
     eval_columns = columns_for(problem, eval_table, columns.text, columns.pair, columns.label)
