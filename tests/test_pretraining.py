@@ -210,3 +210,15 @@ def test_unusable_corpus_and_settings_give_one_line_errors(tmp_path):
     with pytest.raises(StellarError, match=r'reviews.csv, line 3, column "review": empty'):
         read_documents(str(tmp_path / "reviews.csv"))
     assert main(["pretrain", "--train", str(tmp_path / "reviews.csv"), "--mask-prob", "1.5"]) == 2
+
+
+def test_records_given_in_memory_pretrain(tmp_path):
+    import stellartune
+
+    records = [{"review": text} for text, _ in imdb_reviews("test", 20)]
+    metrics = stellartune.pretrain(train=records, output=str(tmp_path / "run"), max_length=32, batch_size=8,
+                                   max_steps=1, progress=False)
+    assert metrics["mlm_loss"] > 0
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "train: <40 records given in memory>" in saved
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["steps"] == 1

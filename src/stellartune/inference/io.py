@@ -14,7 +14,8 @@ from ..errors import StellarError
 def read_inputs(source: str, model, text_column=None, pair_column=None) -> tuple[list[str], list[str] | None]:
     """Texts (and second texts) to label: stdin lines, or the model's training columns of a file."""
     if source == "-":
-        texts = [line.strip() for line in decode_utf8_bytes(sys.stdin.buffer.read(), "stdin").splitlines() if line.strip()]
+        lines = decode_utf8_bytes(sys.stdin.buffer.read(), "stdin").splitlines()
+        texts = [line.strip() for line in lines if line.strip()]
         if not texts:
             raise StellarError("stdin: no text to predict (one text per line)")
         if model.columns.pair:

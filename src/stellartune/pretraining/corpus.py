@@ -12,7 +12,7 @@ from ..errors import StellarError
 
 def read_documents(source, text_column: str | None = None) -> list[str]:
     """The documents of `source`, stripped."""
-    if str(source).lower().endswith(".txt"):
+    if isinstance(source, (str, Path)) and str(source).lower().endswith(".txt"):
         documents = [line.strip() for line in decode_utf8(Path(source)).splitlines() if line.strip()]
         if not documents:
             raise StellarError(f"{source}: no text (a .txt corpus holds one document per line)")

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ..config import PretrainConfig
+from ..config import PretrainConfig, describe_data
 from ..errors import StellarError
 from ..models import load_tokenizer, resolve_model
 from ..models.loading import quiet_transformers
@@ -31,10 +31,10 @@ def pretrain(config: PretrainConfig) -> dict:
     accelerator, say = start_run(config)
 
     # ---- text
-    if not config.train:
+    if config.train is None:
         raise StellarError("--train is required: a .txt file (one document per line) or a table with a text column")
     documents = read_documents(config.train, config.text_column)
-    held_out = read_documents(config.eval, config.text_column) if config.eval else None
+    held_out = read_documents(config.eval, config.text_column) if config.eval is not None else None
     if held_out is None:
         documents, held_out = split_documents(documents, config.eval_split, config.seed)
         say(f"held out {len(held_out)} of {len(documents) + len(held_out)} documents for evaluation "
@@ -55,7 +55,7 @@ def pretrain(config: PretrainConfig) -> dict:
     train_set = task.encode(documents, tokenizer, config.max_length)
     eval_set = task.encode(held_out, tokenizer, config.max_length, held_out=True)
     if not len(train_set) or not len(eval_set):
-        raise StellarError(f"{config.train}: too little text for one training and one held-out block")
+        raise StellarError(f"{describe_data(config.train)}: too little text for one training and one held-out block")
     say(f"{len(train_set)} training and {len(eval_set)} held-out blocks of up to {config.max_length} tokens "
         f"({describe(config)})" + (f"; {train_set.truncated} documents longer than a block were truncated"
                                    if train_set.truncated else ""))
