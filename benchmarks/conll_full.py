@@ -60,8 +60,13 @@ def word_tags(logits, features, names):
 def run_trainer(args, folder: Path) -> dict:
     import numpy as np
     from seqeval.metrics import f1_score
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                              Trainer, TrainingArguments)
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
 
     from stellartune.data.conll import read_conll
     from stellartune.models import resolve_model

@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-
 from sst2_speed import matmul_peak, sst2
+from torch.profiler import ProfilerActivity, profile
 
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm")  # bmm: attention scores and mixing
 LINEAR = ("aten::mm", "aten::addmm")  # the linear layers, forward and backward
@@ -31,7 +30,8 @@ def main() -> None:
     from stellartune.config import TrainConfig
     from stellartune.inference.precision import inference_autocast, resolve_precision
     from stellartune.models import build_classifier, load_tokenizer, resolve_model
-    from stellartune.models.loading import forward_logits, quiet_transformers
+    from stellartune.models.inputs import forward_logits
+    from stellartune.models.quiet import quiet_transformers
     from stellartune.training.optim import build_optimizer
 
     path = resolve_model("minilm")

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from comparison import comparison_parser  # benchmarks/comparison.py, beside this script
 
 SQUAD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "squad_v1.1" / "dev-v1.1.json"
@@ -54,11 +53,17 @@ def run_stellartune(args, train: Path, dev: Path, folder: Path) -> dict:
 
 
 def run_trainer(args, train: Path, dev: Path, folder: Path) -> dict:
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import (
+        AutoModelForQuestionAnswering,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
-    from stellartune.data import columns_for, examples_for, read_for
     from stellartune.evaluation.squad import squad_scores
     from stellartune.models import resolve_model
+    from stellartune.tasks import columns_for, examples_for, read_for
 
     def examples(path):
         table = read_for("qa", str(path))

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from sst2_speed import MAX_LENGTH, SHARED, imdb_reviews, sst2, write_tsv
 
 VARIANTS = {"defaults": {}, "--precision fp32": {"precision": "fp32"}, "--freeze word-embeddings": {"freeze": "word-embeddings"}}
@@ -51,7 +50,7 @@ def optimizer_step_ms(steps: int, with_word_embeddings: bool, fused: bool) -> fl
     from transformers import AutoModelForSequenceClassification
 
     from stellartune.models import resolve_model
-    from stellartune.models.loading import quiet_transformers
+    from stellartune.models.quiet import quiet_transformers
 
     with quiet_transformers():
         model = AutoModelForSequenceClassification.from_pretrained(resolve_model("minilm"), num_labels=2)

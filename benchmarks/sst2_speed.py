@@ -94,8 +94,14 @@ def peak_memory_mb() -> float:
 
 # ---------------------------------------------------------------- one measurement per process
 def train_trainer(args, best: bool) -> dict:
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainingArguments, default_data_collator)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+    )
 
     from stellartune.models import resolve_model
 

@@ -14,14 +14,15 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel
 
+from stellartune.batching.batches import collate
 from stellartune.config import TrainConfig
 from stellartune.models.heads import EncoderWithHead, HeadConfig
-from stellartune.models.loading import (accepted_inputs, build_classifier, forward_logits, load_classifier,
-                                        load_tokenizer, quiet_transformers)
+from stellartune.models.inputs import accepted_inputs, forward_logits
+from stellartune.models.loading import build_classifier, load_classifier, load_tokenizer
+from stellartune.models.quiet import quiet_transformers
 from stellartune.strategies.freezing import apply_freeze
 from stellartune.strategies.layers import encoder_parts
 from stellartune.strategies.peft import apply_peft
-from stellartune.training.batching import collate
 
 ID2LABEL = {0: "a", 1: "b", 2: "c"}
 TEXTS = ["a short first text", "and a second, somewhat longer one to force padding"]

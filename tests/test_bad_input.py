@@ -6,14 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-
-from stellartune.cli import main
-from stellartune.data.examples import Columns, build_examples, detect_task, resolve_columns
-from stellartune.data.readers import read_table
-from stellartune.errors import StellarError
-
 from conftest import data_file
 
+from stellartune.cli import main
+from stellartune.data.examples import (
+    Columns,
+    resolve_columns,
+)
+from stellartune.data.readers import read_table
+from stellartune.errors import StellarError
+from stellartune.tasks import examples_for, problem_from_labels
 
 
 def write(path: Path, content) -> Path:
@@ -32,7 +34,8 @@ def load_examples(source, **columns):
     """What `stellartune train` does with a data file before it loads a model."""
     table = read_table(source)
     chosen = resolve_columns(table, **columns)
-    return build_examples(table, chosen, detect_task(table, chosen.label, ","), ",")
+    problem = problem_from_labels(table, chosen.label, ",")
+    return examples_for(problem, table, chosen)
 
 
 def error_message(call, *args, **kwargs) -> str:
@@ -192,5 +195,5 @@ def test_real_data_reads_whole(relative, rows, columns, chosen, task):
     table = read_table(data_file(relative))
     assert (len(table.rows), table.columns) == (rows, columns)
     assert resolve_columns(table) == chosen
-    assert detect_task(table, chosen.label, ",") == task
-    assert len(build_examples(table, chosen, task, ",")) == rows
+    assert problem_from_labels(table, chosen.label, ",") == task
+    assert len(examples_for(task, table, chosen)) == rows

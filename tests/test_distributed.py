@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import data_file, tsv_slice
 
 pytestmark = pytest.mark.slow

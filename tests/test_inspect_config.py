@@ -7,14 +7,13 @@ import sys
 
 import pytest
 import yaml
+from conftest import data_file, tsv_slice
 
 import stellartune
 from stellartune.cli import build_parser
 from stellartune.config import TrainConfig
 from stellartune.errors import StellarError
 from stellartune.inspect import inspect_model
-
-from conftest import data_file, tsv_slice
 
 
 def test_yaml_then_flags_override_and_saved_config(tmp_path):

@@ -7,17 +7,17 @@ import subprocess
 import sys
 
 import pytest
+from conftest import data_file
 from transformers import pipeline
 
 import stellartune
+from stellartune.config import TrainConfig
 from stellartune.data.conll import read_conll
+from stellartune.data.tag_schemes import entities, to_bio
 from stellartune.data.token_examples import build_token_examples, resolve_token_columns
 from stellartune.errors import StellarError
 from stellartune.models import load_tokenizer, resolve_model
 from stellartune.tasks import TokenClassificationTask
-from stellartune.tasks.tag_schemes import entities, to_bio
-
-from conftest import data_file
 
 LONG = 300  # words in a sentence far longer than --max-length
 
@@ -50,7 +50,7 @@ def test_reader_counts_the_conll_sentences():
 @pytest.mark.parametrize("max_length", [128, 16])
 def test_alignment_round_trips_every_dev_sentence(dev_examples, tokenizer, subword_labels, max_length):
     """word tags -> subword labels -> word tags (first subword), windows joined again when split."""
-    task = TokenClassificationTask.from_examples(dev_examples, subword_labels)
+    task = TokenClassificationTask.from_examples("ner", dev_examples, TrainConfig(subword_labels=subword_labels))
     encoded = task.encode(dev_examples, tokenizer, max_length)
     recovered = [[tag for tag, _ in words] for words in task.word_tags(encoded.targets, encoded)]
     assert recovered == dev_examples.labels

@@ -8,15 +8,25 @@ import logging
 
 import numpy as np
 import pytest
-
 from conftest import data_file, imdb_reviews, tsv_slice
 
 from stellartune.cli import main
 from stellartune.errors import StellarError
 from stellartune.models import load_tokenizer, resolve_model
-from stellartune.pretraining.blocks import IS_NEXT, RANDOM_NEXT, SpecialTokens, build_blocks, tokenize_pieces
+from stellartune.pretraining.blocks import (
+    IS_NEXT,
+    RANDOM_NEXT,
+    SpecialTokens,
+    build_blocks,
+    tokenize_pieces,
+)
 from stellartune.pretraining.corpus import read_documents
-from stellartune.pretraining.masking import IGNORED, MaskingCollator, fixed_masks, select_spans
+from stellartune.pretraining.masking import (
+    IGNORED,
+    MaskingCollator,
+    fixed_masks,
+    select_spans,
+)
 
 
 @pytest.fixture(scope="module")
@@ -157,9 +167,14 @@ def test_short_imdb_pretraining_lowers_held_out_mlm_loss(pretrained_run):
 
 
 def test_pretrained_model_loads_in_transformers_fill_mask_and_train(pretrained_run, tmp_path):
-    import stellartune
     import torch
-    from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, pipeline
+    from transformers import (
+        AutoModelForMaskedLM,
+        AutoModelForSequenceClassification,
+        pipeline,
+    )
+
+    import stellartune
 
     folder = str(pretrained_run / "model")
     mlm = AutoModelForMaskedLM.from_pretrained(folder)

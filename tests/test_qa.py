@@ -8,17 +8,20 @@ import sys
 
 import pytest
 import torch
+from conftest import data_file
 
 import stellartune
-from stellartune.data import columns_for, examples_for, read_for
 from stellartune.data.examples import Examples
 from stellartune.errors import StellarError
-from stellartune.evaluation.squad import exact_match, normalize_answer, squad_scores, token_f1
+from stellartune.evaluation.squad import (
+    exact_match,
+    normalize_answer,
+    squad_scores,
+    token_f1,
+)
 from stellartune.models import load_tokenizer, resolve_model
-from stellartune.tasks import QuestionAnsweringTask
+from stellartune.tasks import QuestionAnsweringTask, columns_for, examples_for, read_for
 from stellartune.tasks.question_answering import Answer, best_null_threshold
-
-from conftest import data_file
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ import sys
 import time
 
 import pytest
-
-from conftest import tsv_slice, data_file
+from conftest import data_file, tsv_slice
 
 pytestmark = pytest.mark.slow
 

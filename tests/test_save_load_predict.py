@@ -8,11 +8,10 @@ import sys
 
 import pytest
 import transformers
+from conftest import tsv_slice
 
 import stellartune
 from stellartune.inference.precision import resolve_precision
-
-from conftest import tsv_slice
 
 
 def cli(*args, stdin: str | None = None) -> subprocess.CompletedProcess:

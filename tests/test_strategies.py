@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 import transformers
+from conftest import data_file, tsv_slice
 from packaging.version import Version
 from transformers import pipeline
 
@@ -15,12 +16,10 @@ import stellartune
 from stellartune.config import TrainConfig
 from stellartune.errors import StellarError
 from stellartune.models import build_classifier, load_tokenizer, resolve_model
-from stellartune.models.loading import forward_logits
+from stellartune.models.inputs import forward_logits
 from stellartune.strategies import GradualUnfreezing, apply_strategy
 from stellartune.strategies.peft import is_peft, merge
 from stellartune.training.optim import build_optimizer
-
-from conftest import data_file, tsv_slice
 
 # transformers 5.24 renamed BERT's past_key_values argument; PEFT (0.21.2, the newest at writing) still passes it
 PREFIX_ARGUMENT_RENAMED = Version(transformers.__version__) >= Version("5.24")

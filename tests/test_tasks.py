@@ -6,15 +6,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import data_file, tsv_slice
 from sklearn.metrics import f1_score
 
 import stellartune
-from stellartune.data import build_examples, read_table
-from stellartune.data.examples import detect_task, resolve_columns
+from stellartune.data import read_table
+from stellartune.data.examples import resolve_columns
 from stellartune.models import load_tokenizer, resolve_model
-from stellartune.tasks import ClassificationTask
-
-from conftest import data_file, tsv_slice
+from stellartune.tasks import ClassificationTask, examples_for, problem_from_labels
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +34,7 @@ def test_sentence_pairs_carry_token_type_ids(tmp_path):
     table = read_table(str(train))
     columns = resolve_columns(table)
     assert (columns.text, columns.pair, columns.label) == ("sentence1", "sentence2", "label")
-    examples = build_examples(table, columns, "classification", ",")
+    examples = examples_for("classification", table, columns)
     task = ClassificationTask.from_examples("classification", examples)
     tokenizer = load_tokenizer(resolve_model("minilm"))
     encoded = task.encode(examples, tokenizer, max_length=128)
@@ -56,7 +55,7 @@ def test_sentence_pairs_carry_token_type_ids(tmp_path):
 def test_stsb_regression_pearson_above_06(tmp_path):
     train = tsv_slice(data_file("stsb/train.tsv"), tmp_path / "train.tsv", 1500)
     dev = tsv_slice(data_file("stsb/dev.tsv"), tmp_path / "dev.tsv", 500)
-    assert detect_task(read_table(str(train)), "score", ",") == "regression"
+    assert problem_from_labels(read_table(str(train)), "score", ",") == "regression"
     model = stellartune.fit(train=str(train), eval=str(dev), output=str(tmp_path / "run"), epochs=1,
                             batch_size=16, lr=1e-4, progress=False)
     assert model.task.problem == "regression"

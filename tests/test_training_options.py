@@ -14,13 +14,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import data_file, tsv_slice
 
 import stellartune
 from stellartune.cli import main
 from stellartune.errors import StellarError
 from stellartune.models import load_tokenizer, resolve_model
-
-from conftest import data_file, tsv_slice
 
 pytestmark = pytest.mark.slow
 

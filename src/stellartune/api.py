@@ -23,11 +23,7 @@ def fit(config: TrainConfig | str | None = None, **settings) -> FineTunedModel:
     """
     from .training.recipe import fit as run_recipe
 
-    if isinstance(config, TrainConfig):
-        config = TrainConfig.from_sources(None, **{**config.to_dict(), **settings})
-    else:
-        config = TrainConfig.from_sources(config, **settings)
-    return run_recipe(config)
+    return run_recipe(settled(TrainConfig, config, settings))
 
 
 def pretrain(config: PretrainConfig | str | None = None, **settings) -> dict:
@@ -35,11 +31,14 @@ def pretrain(config: PretrainConfig | str | None = None, **settings) -> dict:
     Returns the held-out metrics; the model is in `<output>/model`, for `fit(model=<output>)`."""
     from .pretraining.recipe import pretrain as run_recipe
 
-    if isinstance(config, PretrainConfig):
-        config = PretrainConfig.from_sources(None, **{**config.to_dict(), **settings})
-    else:
-        config = PretrainConfig.from_sources(config, **settings)
-    return run_recipe(config)
+    return run_recipe(settled(PretrainConfig, config, settings))
+
+
+def settled(schema, config, settings: dict):
+    """`config` (a YAML path, a `schema` object or None) with the keyword settings over it."""
+    if isinstance(config, schema):
+        return schema.from_sources(None, **{**config.to_dict(), **settings})
+    return schema.from_sources(config, **settings)
 
 
 def load(path: str | Path, device: str | None = None) -> FineTunedModel:

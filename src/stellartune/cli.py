@@ -108,18 +108,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def flag_settings(args) -> dict:
+    """The settings given as flags (argparse leaves the others out, so the YAML file or defaults hold)."""
+    return {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+
+
 def run_train(args) -> None:
     from .api import fit
 
-    settings = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
-    fit(args.config, **settings)
+    fit(args.config, **flag_settings(args))
 
 
 def run_pretrain(args) -> None:
     from .api import pretrain
 
-    settings = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
-    pretrain(args.config, **settings)
+    pretrain(args.config, **flag_settings(args))
 
 
 def add_inference_flags(command: argparse.ArgumentParser) -> None:

@@ -18,7 +18,6 @@ import yaml
 
 from .errors import StellarError
 
-
 # Settings that take data: a path or dataset name, or in the Python API a list of dicts or a DataFrame.
 DATA_SETTINGS = ("train", "eval")
 
@@ -54,7 +53,7 @@ class TrainConfig:
     subword_labels: str = setting("first", "NER: train on the first subword of each word only, or on all (later pieces get I- tags). Evaluation always reads the first.",
                                   choices=("first", "all"))
     eval_split: float = setting(0.1, "Fraction of the training data held out (seeded, stratified) when no --eval is given.")
-    max_length: int | None = setting(None, "Maximum tokens per example (default: 384 for --task qa, else 128); longer inputs are truncated and counted in the log (NER and QA split them into windows instead).")
+    max_length: int | None = setting(None, "Maximum tokens per example (default: the task's, 384 for --task qa, else 128); longer inputs are truncated and counted in the log (NER and QA split them into windows instead).")
     doc_stride: int | None = setting(None, "QA: tokens shared by neighbouring windows of a context longer than --max-length (default: a third of it, 128 at 384).")
     max_answer_length: int = setting(30, "QA: longest answer span, in tokens.")
     template: str | None = setting(None, "--task cloze: the prompt around each text, with {text} and one [MASK], e.g. \"{text} It was [MASK].\"")
@@ -107,16 +106,14 @@ class TrainConfig:
     progress: bool = setting(True, "Show a progress bar.")
 
     def __post_init__(self):
-        if self.task != "auto":
-            self.fill_task_defaults()
         self.validate()
 
-    def fill_task_defaults(self) -> None:
-        """Defaults that depend on the task, once it is known (from the data, with --task auto)."""
-        if self.max_length is None:  # QA contexts are paragraphs: run_qa.py's 384 rather than a sentence's 128
-            self.max_length = 384 if self.task == "qa" else 128
-        if self.doc_stride is None:
-            self.doc_stride = self.max_length // 3
+    def with_task(self, task: str, default_max_length: int) -> "TrainConfig":
+        """The settings once the task is known (from the data, with --task auto), with the defaults
+        that depend on it: the task's own max length, and a doc stride of a third of it."""
+        max_length = self.max_length or default_max_length
+        return dataclasses.replace(self, task=task, max_length=max_length,
+                                   doc_stride=max_length // 3 if self.doc_stride is None else self.doc_stride)
 
     def validate(self) -> None:
         check_shared_settings(self, ("max_length", "lora_r", "prompt_tokens", "max_answer_length"))

@@ -104,8 +104,9 @@ def absence(row: dict, column: str) -> str:
     return " (null)" if value is None else " (NaN)" if isinstance(value, float) else ""
 
 
-def build_examples(table: Table, columns: Columns, task: str, delimiter: str, need_label=True) -> Examples:
-    """Check every cell (empty text, missing label, label of the wrong kind) and parse labels."""
+def build_examples(table: Table, columns: Columns, label_kind: str, delimiter: str, need_label=True) -> Examples:
+    """Check every cell (empty text, missing label, label of the wrong kind) and parse labels as
+    `label_kind`: single (one class name), list (several, or a `delimiter`-joined cell) or number."""
     texts, pairs, labels = [], [] if columns.pair else None, [] if columns.label else None
     for i, row in enumerate(table.rows):
         texts.append(text_cell(table, i, row, columns.text))
@@ -118,7 +119,7 @@ def build_examples(table: Table, columns: Columns, task: str, delimiter: str, ne
                     raise StellarError(f"{table.locate(i, columns.label)}: missing label{absence(row, columns.label)}")
                 labels.append(None)
             else:
-                labels.append(parse_label(table, i, columns.label, value, task, delimiter))
+                labels.append(parse_label(table, i, columns.label, value, label_kind, delimiter))
     positions = [f"{table.source}, {p}" for p in table.positions]
     return Examples(texts, pairs, labels, positions, columns)
 
@@ -132,14 +133,14 @@ def text_cell(table: Table, i: int, row: dict, column: str) -> str:
     return value.strip()
 
 
-def parse_label(table: Table, i: int, column: str, value, task: str, delimiter: str):
-    if task == "regression":
+def parse_label(table: Table, i: int, column: str, value, label_kind: str, delimiter: str):
+    if label_kind == "number":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if isinstance(value, str) and FLOAT.match(value):
             return float(value)
         raise StellarError(f"{table.locate(i, column)}: regression label must be a number, got {value!r}")
-    if task == "multi-label":
+    if label_kind == "list":
         parts = value if isinstance(value, (list, tuple)) else str(value).split(delimiter)
         parts = [str(p).strip() for p in parts if str(p).strip()]
         if not parts:
@@ -152,18 +153,18 @@ def parse_label(table: Table, i: int, column: str, value, task: str, delimiter: 
     return str(value).strip()
 
 
-def detect_task(table: Table, label_column: str, delimiter: str) -> str:
-    """Floats -> regression; lists or delimited cells -> multi-label; anything else -> classification."""
+def label_kind_of(table: Table, label_column: str, delimiter: str) -> str:
+    """Floats -> number; lists or delimited cells -> list; anything else -> single."""
     values = [r.get(label_column) for r in table.rows if not is_missing(r.get(label_column))]
     if any(isinstance(v, (list, tuple)) for v in values):
-        return "multi-label"
+        return "list"
     text = [str(v) for v in values]
     if any(delimiter in t for t in text):
-        return "multi-label"
+        return "list"
     numeric = all(FLOAT.match(t) for t in text)
     if numeric and not all(INTEGER.match(t) for t in text) and not all(isinstance(v, int) for v in values):
-        return "regression"
-    return "classification"
+        return "number"
+    return "single"
 
 
 def split_examples(examples: Examples, fraction: float, seed: int, stratify: bool):

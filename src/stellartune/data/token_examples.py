@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 
 from ..errors import StellarError
-from ..tasks.tag_schemes import to_bio
 from .conll import CONLL_SUFFIXES, read_conll
 from .examples import Columns, Examples, first_present, is_missing
 from .readers import Table, read_table
+from .tag_schemes import to_bio
 
 TOKEN_NAMES = ("tokens", "words")
 TAG_NAMES = ("tags", "ner_tags", "ner", "labels", "label")

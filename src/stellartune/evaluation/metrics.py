@@ -10,7 +10,12 @@ import numpy as np
 
 
 def single_label_metrics(predicted: np.ndarray, gold: np.ndarray, names: list[str]) -> dict:
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
 
     ids = list(range(len(names)))
     precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=ids, zero_division=0)
@@ -26,7 +31,11 @@ def single_label_metrics(predicted: np.ndarray, gold: np.ndarray, names: list[st
 
 def multi_label_metrics(predicted: np.ndarray, gold: np.ndarray, names: list[str]) -> dict:
     """`predicted` and `gold` are 0/1 matrices (examples x labels)."""
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        precision_recall_fscore_support,
+    )
 
     precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, zero_division=0)
     return {
@@ -61,7 +70,8 @@ def best_threshold(probabilities: np.ndarray, gold: np.ndarray) -> float:
 def entity_metrics(predicted: list[list[str]], gold: list[list[str]]) -> dict:
     """Entity-level scores with seqeval (conlleval semantics by default, and strict IOB2), plus
     word accuracy. `predicted` and `gold` are BIO tag sequences, one per sentence."""
-    from seqeval.metrics import classification_report, f1_score as entity_f1
+    from seqeval.metrics import classification_report
+    from seqeval.metrics import f1_score as entity_f1
     from seqeval.scheme import IOB2
 
     report = classification_report(gold, predicted, output_dict=True, zero_division=0)

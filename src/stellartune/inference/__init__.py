@@ -1,6 +1,6 @@
 """Inference: batched logits and the `FineTunedModel` that predicts, evaluates and saves."""
 
-from .logits import compute_logits
+from ..batching.logits import compute_logits
 from .predictor import FineTunedModel
 
 __all__ = ["compute_logits", "FineTunedModel"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
-from ..data import read_for
 from ..data.examples import resolve_columns, text_cell
 from ..data.readers import decode_utf8_bytes
 from ..errors import StellarError
+from ..tasks import read_for
 
 
 def read_inputs(source: str, model, text_column=None, pair_column=None) -> tuple[list[str], list[str] | None]:

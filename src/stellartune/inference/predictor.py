@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from ..data import columns_for, examples_for, read_for
+from ..atomic import atomic_folder
+from ..batching.logits import compute_logits
+from ..data.encoded import Encoded
 from ..data.examples import Columns, Examples
-from ..data.token_examples import split_words
 from ..errors import StellarError
 from ..models.heads import EncoderWithHead
-from ..models.loading import load_classifier, load_tokenizer, quiet_transformers
+from ..models.loading import load_classifier, load_tokenizer
+from ..models.quiet import quiet_transformers
 from ..strategies.layers import inner_model
 from ..strategies.peft import ADAPTER_CONFIG, is_peft, load_peft_classifier
-from ..tasks import Encoded, task_from_dict
-from .logits import compute_logits
+from ..tasks import columns_for, examples_for, read_for, task_from_dict
 from .precision import inference_autocast
 
 META_FILE = "stellartune.json"
@@ -64,19 +63,16 @@ class FineTunedModel:
         """A standard Hugging Face folder (weights as safetensors, tokenizer) plus stellartune.json; a PEFT
         model saves its adapter and head only (`adapter_config.json`, `adapter_model.safetensors`)."""
         folder = Path(folder)
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        with quiet_transformers():
-            self.model.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-        if is_peft(self.model) and isinstance(inner_model(self.model), EncoderWithHead):
-            inner_model(self.model).save_head_config(tmp)
-        meta = {"task": self.task.to_dict(), "max_length": self.max_length, "columns": vars(self.columns),
-                "label_delimiter": self.label_delimiter, "base_model": self.base_model, "strategy": self.strategy,
-                "precision": self.precision}
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
+        with atomic_folder(folder) as tmp:
+            with quiet_transformers():
+                self.model.save_pretrained(tmp)
+                self.tokenizer.save_pretrained(tmp)
+            if is_peft(self.model) and isinstance(inner_model(self.model), EncoderWithHead):
+                inner_model(self.model).save_head_config(tmp)
+            meta = {"task": self.task.to_dict(), "max_length": self.max_length, "columns": vars(self.columns),
+                    "label_delimiter": self.label_delimiter, "base_model": self.base_model,
+                    "strategy": self.strategy, "precision": self.precision}
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         return folder
 
     # --- use -----------------------------------------------------------------------------------
@@ -97,16 +93,7 @@ class FineTunedModel:
         default: the one the model was trained and evaluated with."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         pairs = [pairs] if isinstance(pairs, str) else pairs
-        if self.task.name == "qa" and (pairs is None or len(pairs) != len(texts)):
-            raise StellarError("question answering needs one context per question (pairs=...)")
-        positions = [f"input {i + 1}" for i in range(len(texts))]
-        examples = Examples(texts, pairs, None, positions, self.columns)
-        if self.task.name == "ner":  # raw text: split into words here, keeping each word's characters
-            words = [split_words(text) for text in texts]
-            empty = next((p for p, (w, _) in zip(positions, words) if not w), None)
-            if empty:
-                raise StellarError(f"{empty}: no words to tag")
-            examples = replace(examples, words=[w for w, _ in words], offsets=[o for _, o in words])
+        examples = self.task.prepare(texts, pairs, self.columns)
         predictions = []
         for start in range(0, len(examples), PREDICT_CHUNK):
             chunk = examples.subset(range(start, min(start + PREDICT_CHUNK, len(examples))))

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 from pathlib import Path
 
 import torch
-import transformers
-from transformers import (AutoConfig, AutoModel, AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
-                          AutoModelForTokenClassification, AutoTokenizer)
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
 
 from ..errors import StellarError
 from .heads import EncoderWithHead, HeadConfig
+from .masked_lm import CLOZE_FILE, ClozeClassifier
+from .quiet import quiet_transformers
 
 AUTO_CLASSES = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification,
                 "qa": AutoModelForQuestionAnswering}
@@ -21,21 +26,6 @@ ARCHITECTURE_SUFFIXES = {"ForTokenClassification": "token", "ForQuestionAnswerin
 DROPOUT_ATTRIBUTES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout",
                       "attention_dropout", "seq_classif_dropout", "hidden_dropout", "embedding_dropout",
                       "mlp_dropout", "classifier_dropout_prob", "qa_dropout")
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """Hide transformers' load reports and progress bars ("newly initialized: classifier..."):
-    stellartune logs one line of its own instead."""
-    level, bars = transformers.logging.get_verbosity(), transformers.logging.is_progress_bar_enabled()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(level)
-        if bars:
-            transformers.logging.enable_progress_bar()
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
@@ -91,8 +81,6 @@ def output_layer(model: torch.nn.Module, num_outputs: int) -> torch.nn.Linear:
 def load_classifier(folder: str | Path) -> torch.nn.Module:
     """A model saved by stellartune: `head.json` present means an encoder with a custom head,
     `cloze.json` a masked LM read at the [MASK] of a template (--task cloze)."""
-    from .masked_lm import CLOZE_FILE, ClozeClassifier  # it builds on this module
-
     folder = Path(folder)
     if (folder / CLOZE_FILE).exists():
         return ClozeClassifier.from_folder(folder)
@@ -110,20 +98,3 @@ def saved_kind(folder: Path) -> str:
 def architecture_kind(architecture: str) -> str:
     """BertForTokenClassification -> token, ...ForQuestionAnswering -> qa, anything else -> sequence."""
     return next((kind for suffix, kind in ARCHITECTURE_SUFFIXES.items() if architecture.endswith(suffix)), "sequence")
-
-
-def accepted_inputs(model: torch.nn.Module) -> set[str]:
-    """Tokenizer outputs the model's forward takes (DistilBERT and MPNet take no token_type_ids)."""
-    model = model.get_base_model() if hasattr(model, "get_base_model") else model  # inside a PEFT wrapper
-    target = model.encoder if isinstance(model, EncoderWithHead) else model
-    return set(inspect.signature(target.forward).parameters)
-
-
-def forward_logits(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    """The model's logits; question answering's start and end logits stacked as (batch, tokens, 2)."""
-    outputs = model(**batch)
-    if isinstance(outputs, torch.Tensor):
-        return outputs
-    if getattr(outputs, "start_logits", None) is not None:
-        return torch.stack([outputs.start_logits, outputs.end_logits], -1)
-    return outputs.logits

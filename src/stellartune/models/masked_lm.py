@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from transformers import AutoModelForMaskedLM
 
-from .loading import accepted_inputs, quiet_transformers
+from .inputs import accepted_inputs
+from .quiet import quiet_transformers
 
 CLOZE_FILE = "cloze.json"
 

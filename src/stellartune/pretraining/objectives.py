@@ -13,8 +13,9 @@ from torch import nn
 from transformers import AutoModelForMaskedLM, AutoModelForPreTraining
 
 from ..errors import StellarError
-from ..models.loading import load_config, quiet_transformers
+from ..models.loading import load_config
 from ..models.masked_lm import run_masked_lm, vocabulary_logits
+from ..models.quiet import quiet_transformers
 from .masking import IGNORED
 
 STATS = ("mlm_loss", "mlm_tokens", "mlm_correct", "nsp_loss", "nsp_correct", "sbo_loss", "sbo_correct")

@@ -15,14 +15,13 @@ import numpy as np
 from ..config import PretrainConfig, describe_data
 from ..errors import StellarError
 from ..models import load_tokenizer, resolve_model
-from ..models.loading import quiet_transformers
+from ..models.quiet import quiet_transformers
 from ..strategies import GradualUnfreezing
 from ..training.engine import evaluate, train_model
 from ..training.recipe import prepare_run_dir, start_run
 from .corpus import read_documents
 from .objectives import PretrainingModel, load_masked_lm
 from .task import PretrainingTask
-
 
 
 def pretrain(config: PretrainConfig) -> dict:

@@ -11,15 +11,17 @@ import math
 import numpy as np
 import torch
 
-from ..tasks.base import Encoded
+from ..data.encoded import Encoded
+from ..tasks.base import Task
 from .blocks import build_blocks
 from .masking import MaskingCollator, fixed_masks, fresh_masks
 from .objectives import COLUMN
 
 
-class PretrainingTask:
+class PretrainingTask(Task):
     name = "pretraining"
     primary_metric = "loss"
+    lower_is_better = frozenset({"loss", "perplexity", "mlm_loss", "nsp_loss", "sbo_loss"})
 
     def __init__(self, masking: str, mask_prob: float, packing: bool, nsp: bool, sbo: bool, seed: int):
         self.masking, self.mask_prob, self.packing = masking, mask_prob, packing
@@ -39,7 +41,7 @@ class PretrainingTask:
         token_losses = stats[:, COLUMN["mlm_loss"]] + stats[:, COLUMN["sbo_loss"]]
         return token_losses / tokens + stats[:, COLUMN["nsp_loss"]]
 
-    def metrics(self, stats: torch.Tensor, encoded: Encoded | None = None, tune: bool = False) -> dict:
+    def metrics(self, stats: torch.Tensor, encoded: Encoded | None = None) -> dict:
         total = stats.double().sum(0)
         tokens, blocks = max(total[COLUMN["mlm_tokens"]].item(), 1.0), len(stats)
         mean = lambda name, count: total[COLUMN[name]].item() / count

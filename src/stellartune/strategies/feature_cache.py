@@ -26,11 +26,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from ..inference.logits import compute_logits, compute_outputs
+from ..atomic import atomic_file
+from ..batching.logits import compute_logits, compute_outputs
+from ..data.encoded import Encoded
 from ..models.heads import EncoderWithHead, pool
-from ..models.loading import forward_logits
+from ..models.inputs import forward_logits
 from ..models.registry import cache_dir
-from ..tasks.base import Encoded
 from .layers import base_encoder
 
 CHECK_EXAMPLES, TOLERANCE = 8, 1e-4
@@ -112,9 +113,8 @@ def cached_features(model, encoded: Encoded, tokenizer, model_path: str, precisi
     features = compute_outputs(model, lambda inputs: encoder_features(model, inputs), encoded, tokenizer,
                                device=device, autocast=autocast)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"features": features.contiguous()}, str(tmp))
-    tmp.rename(path)  # atomic: a concurrent or killed run never reads half a file
+    with atomic_file(path) as tmp:  # a concurrent or killed run never reads half a file
+        save_file({"features": features.contiguous()}, str(tmp))
     say(f"feature cache: computed the encoder outputs of {len(encoded)} examples once, saved to {path}")
     return features
 

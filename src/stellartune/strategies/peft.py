@@ -18,7 +18,8 @@ from torch import nn
 from ..errors import StellarError
 from ..models import HeadConfig, build_classifier, resolve_model
 from ..models.heads import HEAD_CONFIG_FILE, EncoderWithHead
-from ..models.loading import architecture_kind, quiet_transformers
+from ..models.loading import architecture_kind
+from ..models.quiet import quiet_transformers
 from .layers import base_encoder, encoder_parts
 
 # Attention projections LoRA adapts by default where PEFT's own table has no entry.
@@ -35,7 +36,9 @@ def head_modules(model: nn.Module) -> list[str]:
 def lora_targets(model: nn.Module, override: str | None) -> list[str]:
     if override:
         return [name.strip() for name in override.split(",") if name.strip()]
-    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
+    from peft.utils import (
+        TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS,
+    )
 
     kind = base_encoder(model).config.model_type
     targets = PEFT_TARGETS.get(kind) or LORA_TARGETS.get(kind)

@@ -7,41 +7,95 @@ and saves what it needs (label names, threshold, ...) with the model as `stellar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Protocol
-
 import torch
 
-
-@dataclass
-class Encoded:
-    """Tokenized examples: one dict of token-id lists per example, their lengths, and targets."""
-
-    features: list[dict]
-    lengths: list[int]
-    targets: torch.Tensor | None
-    truncated: int  # how many examples were cut at max_length
-    windows: list | None = None  # token tasks: which sentence and words each encoded window holds
-    split: int = 0  # token and span tasks: examples longer than max_length, split into several windows
-    source: object = None  # span tasks: the encoded Examples (contexts and gold answers, for scoring)
-    # builds the model inputs of some examples (by index) when padding the features is not enough,
-    # e.g. pretraining draws new masks per batch; None: training/batching.collate
-    collator: Callable[[list[int]], dict] | None = None
-
-    def __len__(self) -> int:
-        return len(self.features)
+from ..data.encoded import Encoded
+from ..data.examples import Columns, Examples, build_examples, resolve_columns
+from ..data.readers import Table, read_table
+from ..models import HeadConfig, build_classifier
 
 
-class Task(Protocol):
-    name: str
+class Task:
+    name: str  # the registry key, saved in stellartune.json
+    labels: list[str]  # the model's outputs, in order
+    model_kind: str = "sequence"  # the architecture's head it trains: sequence, token or qa (models/loading.py)
+    one_output_per_text = True  # a pooled text vector feeds the head: custom heads and the feature cache fit it
+    problem_type: str | None = None  # transformers' problem_type for sequence heads
     primary_metric: str  # what "better" means for best checkpoint and early stopping
+    default_max_length = 128  # tokens per example unless --max-length says otherwise
+    head_description = "new classification head"  # for the log: what is trained on top of the encoder
+    pipeline_task = "text-classification"  # the transformers pipeline that loads the saved model
+    lower_is_better: frozenset[str] = frozenset()  # metrics where lower wins (mse, loss, ...); the rest: higher
+
+    def improves(self, metric: str, value: float, best: float | None) -> bool:
+        """Whether `value` of `metric` beats the best so far (None: no evaluation yet)."""
+        if best is None:
+            return True
+        return value < best if metric in self.lower_is_better else value > best
+
+    # --- reading: how this task's data looks (classmethods: they run before the task exists) -------
+    @classmethod
+    def from_examples(cls, problem: str, train: Examples, config) -> "Task":
+        """The task of a training run: labels from the training examples, settings from `config`."""
+        raise NotImplementedError
+
+    @classmethod
+    def read(cls, source, tag_column: int = -1) -> Table:
+        return read_table(source)
+
+    @classmethod
+    def recognises(cls, table: Table) -> bool:
+        """Whether a table's shape alone says it holds this task's data (--task auto)."""
+        return False
+
+    @classmethod
+    def find_columns(cls, table: Table, text=None, pair=None, label=None, need_label: bool = True) -> Columns:
+        return resolve_columns(table, text, pair, label, need_label)
+
+    @classmethod
+    def build_examples(cls, problem: str, table: Table, columns: Columns, delimiter: str = ",",
+                       need_label: bool = True) -> Examples:
+        return build_examples(table, columns, "single", delimiter, need_label)
+
+    @classmethod
+    def stratified_split(cls, problem: str) -> bool:
+        """Whether a held-out split keeps each label's share (single-label classes)."""
+        return False
+
+    # --- the model and its outputs ---------------------------------------------------------------
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+    def build_model(self, path: str, tokenizer, config, head: HeadConfig | None) -> torch.nn.Module:
+        """The model to train over the encoder at `path`: the architecture's own head for `model_kind`,
+        or stellartune's pooling + `head` when one is given."""
+        return build_classifier(path, id2label=self.id2label, problem_type=self.problem_type, head=head,
+                                dropout=config.dropout, trust_remote_code=config.trust_remote_code,
+                                kind=self.model_kind)
+
+    def check_known_labels(self, examples: Examples) -> None:
+        """Evaluation labels the model has an output for; default: nothing to check."""
+
+    def prior_bias(self, targets: torch.Tensor) -> torch.Tensor | None:
+        """An output bias that starts the new head at the training prior; default: none."""
+        return None
+
+    def prepare(self, texts: list[str], pairs: list[str] | None, columns: Columns) -> Examples:
+        """Raw inputs of predict (texts, their pairs) as unlabeled examples, one per text."""
+        return Examples(texts, pairs, None, [f"input {i + 1}" for i in range(len(texts))], columns)
 
     def encode(self, examples, tokenizer, max_length: int) -> Encoded: ...
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """One loss value per example (the engine averages over the global batch)."""
 
-    def metrics(self, logits: torch.Tensor, encoded: Encoded, tune: bool = False) -> dict: ...
+    def calibrate(self, logits: torch.Tensor, encoded: Encoded) -> None:
+        """Settings tuned on evaluation data and saved with the model (a threshold, a null score);
+        called before `metrics` wherever the model is evaluated for selection. Default: none."""
+
+    def metrics(self, logits: torch.Tensor, encoded: Encoded) -> dict:
+        """Pure: the scores of these logits against the encoded targets; changes nothing."""
 
     def predictions(self, logits: torch.Tensor, encoded: Encoded, examples) -> list[dict]:
         """One dict per example (not per encoded window) for the user."""

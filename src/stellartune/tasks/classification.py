@@ -11,22 +11,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.examples import Examples
+from ..data.encoded import Encoded
+from ..data.examples import Examples, build_examples, label_kind_of
 from ..errors import StellarError
-from ..models.loading import quiet_transformers
-from ..evaluation.metrics import best_threshold, multi_label_metrics, regression_metrics, single_label_metrics
-from .base import Encoded
+from ..evaluation.metrics import (
+    best_threshold,
+    multi_label_metrics,
+    regression_metrics,
+    single_label_metrics,
+)
+from ..models.quiet import quiet_transformers
+from .base import Task
 
 PRIMARY_METRIC = {"classification": "accuracy", "multi-label": "micro_f1", "regression": "pearson"}
+LABEL_KINDS = {"classification": "single", "multi-label": "list", "regression": "number"}  # how cells parse
 PROBLEM_TYPES = {"classification": "single_label_classification", "multi-label": "multi_label_classification",
                  "regression": "regression"}
 
 TOKENIZE_CHUNK = 512  # texts per tokenizer call
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
     name = "classification"
     model_kind = "sequence"  # one output per text: AutoModelForSequenceClassification
+    lower_is_better = frozenset({"mse"})
 
     def __init__(self, problem: str, labels: list[str], threshold: float = 0.5,
                  class_weights: list[float] | None = None):
@@ -38,7 +46,8 @@ class ClassificationTask:
 
     # --- setup ---------------------------------------------------------------------------
     @classmethod
-    def from_examples(cls, problem: str, train: Examples, class_weights: str = "none") -> "ClassificationTask":
+    def from_examples(cls, problem: str, train: Examples, config=None) -> "ClassificationTask":
+        class_weights = config.class_weights if config is not None else "none"
         if problem == "regression":
             return cls(problem, ["score"])
         flat = [label for labels in train.labels for label in labels] if problem == "multi-label" else train.labels
@@ -52,13 +61,23 @@ class ClassificationTask:
             weights = (len(flat) / (len(names) * counts)).tolist()
         return cls(problem, names, class_weights=weights)
 
+    @classmethod
+    def build_examples(cls, problem: str, table, columns, delimiter: str = ",", need_label: bool = True) -> Examples:
+        return build_examples(table, columns, LABEL_KINDS.get(problem, "single"), delimiter, need_label)
+
+    @classmethod
+    def problem_from_labels(cls, table, label_column: str, delimiter: str) -> str:
+        """classification, multi-label or regression, as the label cells look (--task auto)."""
+        kind = label_kind_of(table, label_column, delimiter)
+        return next(problem for problem, problem_kind in LABEL_KINDS.items() if problem_kind == kind)
+
+    @classmethod
+    def stratified_split(cls, problem: str) -> bool:
+        return problem == "classification"
+
     @property
     def problem_type(self) -> str:
         return PROBLEM_TYPES[self.problem]
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return dict(enumerate(self.labels))
 
     def check_known_labels(self, examples: Examples) -> None:
         """Eval labels must have been seen in training: the model has no output for new ones."""
@@ -118,16 +137,18 @@ class ClassificationTask:
         weight = torch.tensor(self.class_weights, device=logits.device) if self.class_weights else None
         return F.cross_entropy(logits, targets, weight=weight, reduction="none")
 
-    def metrics(self, logits: torch.Tensor, encoded: Encoded, tune: bool = False) -> dict:
-        """With `tune`, multi-label also picks (and keeps) the threshold that maximises micro-F1 here."""
+    def calibrate(self, logits: torch.Tensor, encoded: Encoded) -> None:
+        """Multi-label: the decision threshold that maximises micro-F1 on these examples, kept and saved."""
+        if self.problem == "multi-label":
+            self.threshold = best_threshold(torch.sigmoid(logits.float().cpu()).numpy(), encoded.targets.cpu().numpy())
+
+    def metrics(self, logits: torch.Tensor, encoded: Encoded) -> dict:
         logits, gold = logits.float().cpu(), encoded.targets.cpu().numpy()
         if self.problem == "regression":
             return regression_metrics(logits.squeeze(-1).numpy(), gold)
         if self.problem == "classification":
             return single_label_metrics(logits.argmax(-1).numpy(), gold, self.labels)
         probabilities = torch.sigmoid(logits).numpy()
-        if tune:
-            self.threshold = best_threshold(probabilities, gold)
         return {**multi_label_metrics((probabilities >= self.threshold).astype(int), gold.astype(int), self.labels),
                 "threshold": self.threshold}
 

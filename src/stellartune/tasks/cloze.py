@@ -10,12 +10,12 @@ starts from the pretrained MLM head instead of a new classifier: that is what he
 
 from __future__ import annotations
 
+from ..data.encoded import Encoded
 from ..data.examples import Examples
 from ..errors import StellarError
 from ..models.loading import load_config
 from ..models.masked_lm import ClozeClassifier
-from ..pretraining.blocks import SpecialTokens, join, tokenize_pieces
-from .base import Encoded
+from ..models.tokens import SpecialTokens, join, tokenize_pieces
 from .classification import ClassificationTask
 
 
@@ -37,13 +37,17 @@ def check_template(template: str) -> None:
 class ClozeTask(ClassificationTask):
     name = "cloze"
     model_kind = "cloze"
+    one_output_per_text = False
+    head_description = "masked-LM head read through the verbalizer"
+    pipeline_task = "fill-mask"
 
     def __init__(self, labels: list[str], template: str, verbalizer: dict[str, str], threshold: float = 0.5):
         super().__init__("classification", labels, threshold)
         self.template, self.verbalizer = template, verbalizer
 
     @classmethod
-    def from_examples(cls, train: Examples, template: str | None, verbalizer: str | None) -> "ClozeTask":
+    def from_examples(cls, problem: str, train: Examples, config) -> "ClozeTask":
+        template, verbalizer = config.template, config.verbalizer
         if not template or not verbalizer:
             raise StellarError("--task cloze needs --template (with {text} and [MASK]) and --verbalizer label=word,...")
         check_template(template)
@@ -66,7 +70,7 @@ class ClozeTask(ClassificationTask):
             ids.append(tokenizer.convert_tokens_to_ids(pieces[0]))
         return ids
 
-    def build_model(self, path: str, tokenizer, config) -> ClozeClassifier:
+    def build_model(self, path: str, tokenizer, config, head=None) -> ClozeClassifier:
         """The masked LM with its pretrained head (see `stellartune pretrain` for models without one)."""
         lm_config = load_config(path, config.trust_remote_code, config.dropout)
         return ClozeClassifier.build(path, tokenizer.mask_token_id, self.label_token_ids(tokenizer), lm_config)

@@ -23,10 +23,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.examples import Examples
+from ..data.encoded import Encoded
+from ..data.examples import Columns, Examples
+from ..data.qa_examples import (
+    build_qa_examples,
+    is_qa_table,
+    read_qa_table,
+    resolve_qa_columns,
+)
+from ..data.readers import Table
 from ..errors import StellarError
 from ..evaluation.squad import best_over_gold, squad_scores, token_f1
-from .base import Encoded
+from .base import Task
 
 
 @dataclass
@@ -63,11 +71,14 @@ class Span:
     score: float
 
 
-class QuestionAnsweringTask:
+class QuestionAnsweringTask(Task):
     name = "qa"
     problem = "qa"
     model_kind = "qa"  # start and end logits per token: AutoModelForQuestionAnswering
-    problem_type = None
+    one_output_per_text = False
+    default_max_length = 384  # contexts are paragraphs: run_qa.py's 384 rather than a sentence's 128
+    head_description = "new span head (answer start and end)"
+    pipeline_task = "question-answering"
     primary_metric = "f1"
     labels = ["start", "end"]  # the two outputs per token
 
@@ -78,20 +89,32 @@ class QuestionAnsweringTask:
         self.null_threshold = null_threshold
 
     @classmethod
-    def from_examples(cls, train: Examples, config) -> "QuestionAnsweringTask":
+    def from_examples(cls, problem: str, train: Examples, config) -> "QuestionAnsweringTask":
         return cls(config.doc_stride, config.max_answer_length, unanswerable=any(not a for a in train.labels))
 
-    @property
-    def id2label(self) -> dict[int, str]:
-        return dict(enumerate(self.labels))
+    @classmethod
+    def read(cls, source, tag_column: int = -1) -> Table:
+        return read_qa_table(source)
 
-    def check_known_labels(self, examples: Examples) -> None:
-        """Any answer span is a valid label."""
+    @classmethod
+    def recognises(cls, table: Table) -> bool:
+        return is_qa_table(table)
 
-    def prior_bias(self, targets: torch.Tensor) -> None:
-        return None
+    @classmethod
+    def find_columns(cls, table: Table, text=None, pair=None, label=None, need_label: bool = True) -> Columns:
+        return resolve_qa_columns(table, text, pair, label, need_label)
+
+    @classmethod
+    def build_examples(cls, problem: str, table: Table, columns: Columns, delimiter: str = ",",
+                       need_label: bool = True) -> Examples:
+        return build_qa_examples(table, columns, need_label)
 
     # --- data ----------------------------------------------------------------------------
+    def prepare(self, texts: list[str], pairs: list[str] | None, columns) -> Examples:
+        if pairs is None or len(pairs) != len(texts):
+            raise StellarError("question answering needs one context per question (pairs=...)")
+        return super().prepare(texts, pairs, columns)
+
     def encode(self, examples: Examples, tokenizer, max_length: int) -> Encoded:
         if not tokenizer.is_fast:
             raise StellarError(f"{type(tokenizer).__name__}: question answering needs a fast tokenizer (it maps "
@@ -164,13 +187,16 @@ class QuestionAnsweringTask:
         return [Answer("", None, None, null, 1.0) if null - answer.logit > self.null_threshold else answer
                 for answer, null in zip(answers, nulls)]
 
-    def metrics(self, logits: torch.Tensor, encoded: Encoded, tune: bool = False) -> dict:
-        """SQuAD Exact Match and F1 (fractions); with `tune` and unanswerable questions, also pick (and
-        keep) the null threshold that maximises F1 here."""
+    def calibrate(self, logits: torch.Tensor, encoded: Encoded) -> None:
+        """With unanswerable questions: the null threshold that maximises F1 on these examples, kept and saved."""
+        if self.unanswerable:
+            answers, nulls = self.answers(logits, encoded)
+            self.null_threshold = best_null_threshold(answers, nulls, gold_texts(encoded))
+
+    def metrics(self, logits: torch.Tensor, encoded: Encoded) -> dict:
+        """SQuAD Exact Match and F1 (fractions)."""
         answers, nulls = self.answers(logits, encoded)
-        golds = [[a["text"] for a in gold] for gold in encoded.source.labels]
-        if tune and self.unanswerable:
-            self.null_threshold = best_null_threshold(answers, nulls, golds)
+        golds = gold_texts(encoded)
         scores = squad_scores([a.text for a in self.final_answers(answers, nulls)], golds)
         if self.unanswerable:
             scores["null_threshold"] = self.null_threshold
@@ -191,6 +217,10 @@ class QuestionAnsweringTask:
     @classmethod
     def from_dict(cls, data: dict) -> "QuestionAnsweringTask":
         return cls(data["doc_stride"], data["max_answer_length"], data["unanswerable"], data["null_threshold"])
+
+
+def gold_texts(encoded: Encoded) -> list[list[str]]:
+    return [[a["text"] for a in gold] for gold in encoded.source.labels]
 
 
 def answer_tokens(window: ContextWindow, answer: dict) -> tuple[int, int]:

@@ -10,16 +10,25 @@ encoded separately and joined again, so no word is ever cut off.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
-from ..data.examples import Examples
+from ..data.encoded import Encoded
+from ..data.examples import Columns, Examples
+from ..data.readers import Table
+from ..data.tag_schemes import entities, split_tag, to_bio
+from ..data.token_examples import (
+    build_token_examples,
+    is_token_table,
+    read_token_table,
+    resolve_token_columns,
+    split_words,
+)
 from ..errors import StellarError
 from ..evaluation.metrics import entity_metrics
-from .base import Encoded
-from .tag_schemes import entities, split_tag, to_bio
+from .base import Task
 
 IGNORE = -100  # label of positions outside the loss (special tokens, padding, later subwords)
 
@@ -31,11 +40,13 @@ class Window:
     word_starts: list[int]  # token position of each word's first subword
 
 
-class TokenClassificationTask:
+class TokenClassificationTask(Task):
     name = "ner"
     problem = "ner"
     model_kind = "token"  # one output per token: AutoModelForTokenClassification
-    problem_type = None
+    one_output_per_text = False
+    head_description = "new token-classification head"
+    pipeline_task = "token-classification"
     primary_metric = "f1"
 
     def __init__(self, labels: list[str], subword_labels: str = "first"):
@@ -44,16 +55,30 @@ class TokenClassificationTask:
         self.index = {label: i for i, label in enumerate(labels)}
 
     @classmethod
-    def from_examples(cls, train: Examples, subword_labels: str = "first") -> "TokenClassificationTask":
+    def read(cls, source, tag_column: int = -1) -> Table:
+        return read_token_table(source, tag_column)
+
+    @classmethod
+    def recognises(cls, table: Table) -> bool:
+        return is_token_table(table)
+
+    @classmethod
+    def find_columns(cls, table: Table, text=None, pair=None, label=None, need_label: bool = True) -> Columns:
+        return resolve_token_columns(table, text, label, need_label)
+
+    @classmethod
+    def build_examples(cls, problem: str, table: Table, columns: Columns, delimiter: str = ",",
+                       need_label: bool = True) -> Examples:
+        return build_token_examples(table, columns, need_label)
+
+    @classmethod
+    def from_examples(cls, problem: str, train: Examples, config=None) -> "TokenClassificationTask":
+        subword_labels = config.subword_labels if config is not None else "first"
         kinds = sorted({split_tag(tag)[1] for tags in train.labels for tag in tags} - {""})
         if not kinds:
             raise StellarError(f"{train.positions[0].rsplit(', ', 1)[0]}: every training tag is O; "
                                "a tagger needs at least one entity type")
         return cls(["O"] + [f"{prefix}-{kind}" for kind in kinds for prefix in "BI"], subword_labels)
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return dict(enumerate(self.labels))
 
     def check_known_labels(self, examples: Examples) -> None:
         for position, tags in zip(examples.positions, examples.labels or []):
@@ -63,6 +88,15 @@ class TokenClassificationTask:
                                    f"(training tags: {', '.join(self.labels)})")
 
     # --- data ----------------------------------------------------------------------------
+    def prepare(self, texts: list[str], pairs: list[str] | None, columns) -> Examples:
+        """Raw text split into words here, keeping each word's characters for the entity spans."""
+        examples = super().prepare(texts, pairs, columns)
+        words = [split_words(text) for text in texts]
+        empty = next((p for p, (w, _) in zip(examples.positions, words) if not w), None)
+        if empty:
+            raise StellarError(f"{empty}: no words to tag")
+        return replace(examples, words=[w for w, _ in words], offsets=[o for _, o in words])
+
     def encode(self, examples: Examples, tokenizer, max_length: int) -> Encoded:
         budget = max_length - tokenizer.num_special_tokens_to_add()
         counts = tokenizer(examples.words, is_split_into_words=True, add_special_tokens=False)
@@ -126,7 +160,7 @@ class TokenClassificationTask:
         counts = torch.bincount(targets[targets != IGNORE], minlength=len(self.labels)).float().clamp(min=1)
         return torch.log(counts / counts.sum())
 
-    def metrics(self, logits: torch.Tensor, encoded: Encoded, tune: bool = False) -> dict:
+    def metrics(self, logits: torch.Tensor, encoded: Encoded) -> dict:
         predicted = [[tag for tag, _ in words] for words in self.word_tags(logits.argmax(-1), encoded)]
         gold = [[tag for tag, _ in words] for words in self.word_tags(encoded.targets, encoded)]
         return entity_metrics([to_bio(tags) for tags in predicted], gold)

@@ -8,12 +8,13 @@ only, never arbitrary objects), and the loop's counters as JSON.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_model, save_model
+
+from ..atomic import atomic_folder
 
 PREFIX = "step-"
 
@@ -21,20 +22,13 @@ PREFIX = "step-"
 def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, state: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{PREFIX}{step:08d}"
-    tmp = folder / f".tmp-{PREFIX}{step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-               tmp / "training_state.pt")
-    (tmp / "state.json").write_text(json.dumps(state))
-    for file in tmp.iterdir():  # data on disk before the rename makes it visible
-        with open(file, "rb") as handle:
-            os.fsync(handle.fileno())
-    shutil.rmtree(final, ignore_errors=True)
-    os.rename(tmp, final)
+    with atomic_folder(final, folder / f".tmp-{PREFIX}{step:08d}") as tmp:
+        save_model(model, str(tmp / "model.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                   tmp / "training_state.pt")
+        (tmp / "state.json").write_text(json.dumps(state))
     return final
 
 

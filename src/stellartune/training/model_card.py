@@ -8,7 +8,6 @@ from ..config import describe_data
 from ..evaluation.report import format_table
 from ..strategies import describe_strategy
 
-PIPELINES = {"sequence": "text-classification", "token": "token-classification", "qa": "question-answering", "cloze": "fill-mask"}
 CARD = """# {name}
 
 Fine-tuned with [stellartune](https://github.com/stellartune/stellartune) from **{model}** for
@@ -47,7 +46,7 @@ def write_model_card(run_dir, config, result, state) -> None:
     task = result.task
     standard = not any((run_dir / "model" / name).exists() for name in ("head.json", "adapter_config.json"))
     pipeline = ("\nThe model folder is a standard Hugging Face checkpoint:\n"
-                f"`transformers.pipeline(\"{PIPELINES[task.model_kind]}\", model=\"{run_dir}/model\")`.\n") if standard else ""
+                f"`transformers.pipeline(\"{task.pipeline_task}\", model=\"{run_dir}/model\")`.\n") if standard else ""
     numbers = [[k, v] for k, v in result.metrics.items() if isinstance(v, float)]
     settings = [[k, v] for k, v in config.to_dict().items() if k not in ("train", "eval", "output")]
     text = CARD.format(

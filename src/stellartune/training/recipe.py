@@ -5,7 +5,6 @@ Read this file to know what `stellartune train` does; every step is a call into 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import shutil
@@ -18,64 +17,96 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from transformers import set_seed
 
+from ..batching.logits import compute_logits
 from ..config import TrainConfig
-from ..data import columns_for, examples_for, read_for, split_examples, structured_task
-from ..data.examples import detect_task
+from ..data import split_examples
 from ..errors import StellarError
 from ..evaluation.report import metrics_report
-from ..inference.logits import compute_logits
 from ..inference.precision import inference_autocast, resolve_precision
 from ..inference.predictor import FineTunedModel
-from ..models import HeadConfig, build_classifier, load_tokenizer, output_layer, resolve_model
-from ..tasks import task_for
-from ..strategies import GradualUnfreezing, apply_strategy, describe_strategy, strategy_record
+from ..models import (
+    HeadConfig,
+    load_tokenizer,
+    output_layer,
+    resolve_model,
+)
+from ..strategies import (
+    GradualUnfreezing,
+    apply_strategy,
+    describe_strategy,
+    strategy_record,
+)
 from ..strategies.feature_cache import head_only_training
 from ..strategies.peft import adapter_megabytes, is_peft, merge
+from ..tasks import (
+    columns_for,
+    examples_for,
+    problem_from_labels,
+    read_for,
+    recognised_task,
+    task_class,
+    task_for,
+)
 from .checkpoint import latest_checkpoint
 from .engine import train_model
 from .model_card import write_model_card
 
 logger = logging.getLogger("stellartune")
 
-HEADS = {"sequence": "new classification head", "token": "new token-classification head",
-         "qa": "new span head", "cloze": "masked-LM head read through the verbalizer"}
-
-
 def fit(config: TrainConfig) -> FineTunedModel:
     started = time.time()
     accelerator, say = start_run(config)
+    config, columns, train_examples, eval_examples = read_data(config, say)
+    run_dir = prepare_run_dir(config, accelerator)  # after the data checks: bad input leaves no run folder
 
-    # ---- data
+    task = task_for(config.task, train_examples, config)
+    task.check_known_labels(eval_examples)
+    model_path = resolve_model(config.model)
+    tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+    model = build_model(task, model_path, tokenizer, config, say)
+    train_set, eval_set = encode(task, tokenizer, train_examples, eval_examples, config, say)
+    start_at_the_prior(model, task, train_set)
+
+    # ---- transfer strategy: what trains, at which rate, on what
+    model = apply_strategy(model, config).to(accelerator.device)
+    trained, train_input, eval_input = training_inputs(model, task, train_set, eval_set, tokenizer, model_path,
+                                                       config, accelerator, say)
+    unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
+    state = train_model(trained, task, train_input, eval_input, tokenizer, config, run_dir, accelerator, say, unfreezer)
+
+    model = merge(model) if config.merge else model
+    result = FineTunedModel(model, tokenizer, task, config.max_length, columns, config.label_delimiter, config.model,
+                            run_dir=run_dir, strategy=strategy_record(config), precision=config.precision)
+    finish_run(result, config, eval_set, eval_examples, state, time.time() - started, accelerator, say)
+    return result
+
+
+def read_data(config: TrainConfig, say):
+    """The settings with the task settled, the columns, and training and evaluation examples
+    (a seeded split of the training data when no --eval is given)."""
     problem, columns, train_examples, eval_examples = read_examples(config)
-    if config.task == "auto":  # now known: settle the defaults that depend on it (max length, ...)
-        config = dataclasses.replace(config, task=problem)
+    config = config.with_task(problem, task_class(problem).default_max_length)  # the defaults that depend on it
     if eval_examples is None:
         train_examples, eval_examples = split_examples(train_examples, config.eval_split, config.seed,
-                                                       stratify=problem == "classification")
+                                                       stratify=task_class(problem).stratified_split(problem))
         say(f"held out {len(eval_examples)} of {len(train_examples) + len(eval_examples)} training rows for evaluation "
             f"(--eval-split {config.eval_split}, seed {config.seed})")
     say(f"task: {problem}{' (sentence pairs)' if columns.pair else ''}; columns: {columns.describe()}; "
         f"{len(train_examples)} training and {len(eval_examples)} evaluation examples")
+    return config, columns, train_examples, eval_examples
 
-    run_dir = prepare_run_dir(config, accelerator)  # after the data checks: bad input leaves no run folder
 
-    # ---- task and model
-    task = task_for(problem, train_examples, config)
-    task.check_known_labels(eval_examples)
-    model_path = resolve_model(config.model)
-    tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+def build_model(task, model_path: str, tokenizer, config: TrainConfig, say):
     head = custom_head(config, task)
-    if hasattr(task, "build_model"):  # a task with a model of its own (cloze: a masked LM)
-        model = task.build_model(model_path, tokenizer, config)
-    else:
-        model = build_classifier(model_path, id2label=task.id2label, problem_type=task.problem_type, head=head,
-                                 dropout=config.dropout, trust_remote_code=config.trust_remote_code,
-                                 kind=task.model_kind)
+    model = task.build_model(model_path, tokenizer, config, head)
     say(f"model: {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters), "
-        f"{'new custom ' + config.head + ' head on ' + head.pooling + ' pooling' if head else HEADS[task.model_kind]} "
-        f"for {len(task.labels)} {'label(s)' if task.model_kind != 'qa' else 'outputs (answer start, end)'}")
+        f"{'new custom ' + config.head + ' head on ' + head.pooling + ' pooling' if head else task.head_description} "
+        f"with {len(task.labels)} output(s)")
+    return model
 
-    # ---- tokenize once
+
+def encode(task, tokenizer, train_examples, eval_examples, config: TrainConfig, say):
+    """Both sets tokenized once, with what was cut or split said in the log."""
     train_set = task.encode(train_examples, tokenizer, config.max_length)
     eval_set = task.encode(eval_examples, tokenizer, config.max_length)
     for name, encoded in (("training", train_set), ("evaluation", eval_set)):
@@ -85,44 +116,48 @@ def fit(config: TrainConfig) -> FineTunedModel:
         if encoded.split:
             say(f"{encoded.split} {name} examples were longer than --max-length {config.max_length} tokens and "
                 "were split into windows (joined again for scoring)")
+    return train_set, eval_set
 
+
+def start_at_the_prior(model, task, train_set) -> None:
+    """The new head's output bias at the training prior (a resumed run then loads its checkpoint over it)."""
     prior = task.prior_bias(train_set.targets)
-    if prior is not None:  # a resumed run then loads its checkpoint over it
+    if prior is not None:
         with torch.no_grad():
             output_layer(model, len(prior)).bias.copy_(prior)
 
-    # ---- transfer strategy: what trains, at which rate, on what
-    model = apply_strategy(model, config).to(accelerator.device)
-    unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
+
+def training_inputs(model, task, train_set, eval_set, tokenizer, model_path: str, config: TrainConfig, accelerator,
+                    say):
+    """What the loop trains and on what: the model on token ids, or with the encoder frozen, the head on
+    cached encoder outputs (the fast path)."""
     trained, train_input, eval_input = model, train_set, eval_set
-    if config.freeze == "encoder" and config.feature_cache and task.model_kind == "sequence":
+    if config.freeze == "encoder" and config.feature_cache and task.one_output_per_text:
         fast_path = head_only_training(model, train_set, eval_set, tokenizer, model_path, config.precision,
                                        accelerator.device, accelerator.autocast, say)
         trained, train_input, eval_input = fast_path or (model, train_set, eval_set)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     say(f"strategy: {describe_strategy(config)}; {trainable:,} of {sum(p.numel() for p in model.parameters()):,} "
         "parameters train")
+    return trained, train_input, eval_input
 
-    # ---- train, then evaluate the restored best model
-    state = train_model(trained, task, train_input, eval_input, tokenizer, config, run_dir, accelerator, say, unfreezer)
-    if config.merge:
-        model = merge(model)
-    # in the precision predict and evaluate run the saved model at: the reported metrics are what it gives
-    logits = compute_logits(model, eval_set, tokenizer, 2 * config.batch_size, accelerator.device,
+
+def finish_run(result: FineTunedModel, config: TrainConfig, eval_set, eval_examples, state, seconds: float,
+               accelerator, say) -> None:
+    """The final evaluation, in the precision predict and evaluate run the saved model at (the reported
+    metrics are what it gives), then the run folder."""
+    model, task = result.model, result.task
+    logits = compute_logits(model, eval_set, result.tokenizer, 2 * config.batch_size, accelerator.device,
                             inference_autocast(config.precision, accelerator.device))
-    metrics = task.metrics(logits, eval_set, tune=True)
-    result = FineTunedModel(model, tokenizer, task, config.max_length, columns, config.label_delimiter, config.model,
-                            metrics=metrics, run_dir=run_dir, strategy=strategy_record(config),
-                            precision=config.precision)
+    task.calibrate(logits, eval_set)
+    result.metrics = task.metrics(logits, eval_set)
     if accelerator.is_main_process:
-        say("evaluation of the final model:\n" + metrics_report(metrics, task.labels))
-        predictions = task.predictions(logits, eval_set, eval_examples)
-        write_run(result, config, eval_examples, predictions, state, time.time() - started)
-        say(f"saved the model to {run_dir / 'model'}" + (
-            f" (adapter and head only: {adapter_megabytes(run_dir / 'model'):.2f} MB; the base model loads from "
-            f"{config.model})" if is_peft(model) else ""))
+        say("evaluation of the final model:\n" + metrics_report(result.metrics, task.labels))
+        write_run(result, config, eval_examples, task.predictions(logits, eval_set, eval_examples), state, seconds)
+        say(f"saved the model to {result.run_dir / 'model'}" + (
+            f" (adapter and head only: {adapter_megabytes(result.run_dir / 'model'):.2f} MB; the base model loads "
+            f"from {config.model})" if is_peft(model) else ""))
     accelerator.wait_for_everyone()
-    return result
 
 
 def start_run(config) -> tuple[Accelerator, Callable[[str], None]]:
@@ -140,9 +175,9 @@ def custom_head(config: TrainConfig, task) -> HeadConfig | None:
     """None for the architecture's own head (the default), else stellartune's pooling + head."""
     if config.pooling == "auto" and config.head == "linear":
         return None
-    if task.model_kind != "sequence":
+    if not task.one_output_per_text:
         raise StellarError(f"--pooling and --head shape a sentence classifier; --task {task.name} uses the "
-                           "architecture's own token head")
+                           "architecture's own head")
     pooling = "cls" if config.pooling == "auto" else config.pooling
     return HeadConfig(pooling=pooling, kind=config.head, hidden=config.head_hidden, activation=config.head_activation,
                       dropout=config.head_dropout, num_labels=len(task.labels))
@@ -155,10 +190,10 @@ def read_examples(config: TrainConfig):
     table = read_for(config.task, config.train, config.tag_column)
     problem = config.task
     if problem == "auto":
-        problem = structured_task(table)
-    columns = columns_for(problem or "classification", table, config.text_column, config.text_pair_column,
+        problem = recognised_task(table)
+    columns = columns_for(problem, table, config.text_column, config.text_pair_column,
                           config.label_column)
-    problem = problem or detect_task(table, columns.label, config.label_delimiter)
+    problem = problem or problem_from_labels(table, columns.label, config.label_delimiter)
     train_examples = examples_for(problem, table, columns, config.label_delimiter)
     if config.eval is None:
         return problem, columns, train_examples, None

@@ -7,9 +7,9 @@ from typing import Callable
 
 import torch
 
-from ..models.loading import accepted_inputs, forward_logits
-from ..tasks.base import Encoded
-from ..training.batching import batch_inputs, inference_batches
+from ..data.encoded import Encoded
+from ..models.inputs import accepted_inputs, forward_logits
+from .batches import batch_inputs, inference_batches
 
 TOKENS_PER_EXAMPLE = 32  # a batch of batch_size examples holds at most 32 x batch_size tokens
 
