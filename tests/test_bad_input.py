@@ -34,7 +34,7 @@ def load_examples(source, **columns):
     """What `stellartune train` does with a data file before it loads a model."""
     table = read_table(source)
     chosen = resolve_columns(table, **columns)
-    problem = problem_from_labels(table, chosen.label, ",")
+    problem, _ = problem_from_labels(table, chosen.label, ",")
     return examples_for(problem, table, chosen)
 
 
@@ -195,5 +195,107 @@ def test_real_data_reads_whole(relative, rows, columns, chosen, task):
     table = read_table(data_file(relative))
     assert (len(table.rows), table.columns) == (rows, columns)
     assert resolve_columns(table) == chosen
-    assert problem_from_labels(table, chosen.label, ",") == task
+    assert problem_from_labels(table, chosen.label, ",")[0] == task
     assert len(examples_for(task, table, chosen)) == rows
+
+
+def test_a_txt_file_is_one_text_per_line_with_no_header_guessed(tmp_path):
+    lines = ["A truly brilliant film.", "Dull.", "", "I loved every minute of it, and so did my kids."]
+    table = read_table(write(tmp_path / "new.txt", "\n".join(lines) + "\n"))
+    assert [r["text"] for r in table.rows] == [line for line in lines if line]
+    assert table.positions == ["line 1", "line 2", "line 4"]
+
+
+def test_a_txt_file_with_the_same_tabs_on_every_line_is_a_tsv():
+    table = read_table(data_file("mrpc/msr_paraphrase_train.txt"))  # MRPC as Microsoft distributes it
+    assert table.columns == ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"] and len(table.rows) == 4076
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("dup.csv", "text,label,text\na,1,b\nc,0,d\n", ["dup.csv, line 1", "names column 'text' twice", "fields 1 and 3"]),
+    ("dup.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": "y", "text": "c"}\n',
+     ["dup.jsonl, line 2", "field 'text' appears twice"]),
+    ("dup.json", '[{"text": "a", "label": "x", "label": "y"}]', ["dup.json", "field 'label' twice"]),
+])
+def test_a_name_given_twice_stops_instead_of_reading_the_header_as_data(tmp_path, name, content, expected):
+    assert_mentions(error_message(read_table, write(tmp_path / name, content)), *expected)
+
+
+def test_text_and_label_must_be_different_columns(tmp_path):
+    path = write(tmp_path / "one_column.csv", "A truly brilliant film that everyone should see.\nDull and long.\n")
+    message = error_message(resolve_columns, read_table(path), label="0")
+    assert_mentions(message, "one_column.csv", "column '0' is both the text and the label column")
+    pairs = write(tmp_path / "pairs.csv", "sentence1,sentence2,label\na,b,1\n")
+    assert_mentions(error_message(resolve_columns, read_table(pairs), pair="sentence1"),
+                    "column 'sentence1' is both the text and the text pair column")
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("decimals.csv", "text,label\na,1.0\nb,0.0\nc,1.0\n",
+     ['decimals.csv, column "label"', "2 distinct numbers written as decimals", "--task classification",
+      "--task regression"]),
+    ("mixed.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n{"text": "c", "label": "negative"}\n',
+     ['mixed.jsonl, line 3, column "label"', "mix numbers (0, 1) and words ('negative')", "--task classification"]),
+])
+def test_labels_that_are_probably_a_mistake_stop_naming_the_flag_that_settles_it(tmp_path, name, content, expected):
+    path = write(tmp_path / name, content)
+    assert_mentions(error_message(load_examples, path), *expected)
+    # the flag it names settles it: the labels are read as classes
+    table = read_table(path)
+    examples = examples_for("classification", table, resolve_columns(table))
+    assert len(set(examples.labels)) == (2 if name == "decimals.csv" else 3)
+
+
+def test_the_task_read_from_the_labels_says_why():
+    table = read_table(data_file("stsb/dev.tsv"))
+    scores = {float(r["score"]) for r in table.rows}
+    assert problem_from_labels(table, "score", ",") == ("regression", f"{len(scores)} distinct numeric labels from 0 "
+                                                        "to 5 (--task classification if they are classes)")
+    kind, why = problem_from_labels(read_table(data_file("sst2/dev.tsv")), "label", ",")
+    assert (kind, why.split(",")[0]) == ("classification", "2 distinct whole-number labels")
+
+
+def test_utf16_with_a_byte_order_mark_is_read_and_bad_utf16_named(tmp_path):
+    content = "text,label\ncafé au lait,1\nnaïve,0\n"
+    for encoding in ("utf-16", "utf-16-be", "utf-32"):
+        data = content.encode(encoding)
+        if not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            data = {"utf-16-be": b"\xfe\xff"}[encoding] + data
+        assert read_table(write(tmp_path / f"{encoding}.csv", data)).rows == read_table(
+            write(tmp_path / "utf8.csv", content)).rows
+    broken = "text,label\ncafé,1\n".encode("utf-16")[:-3]  # cut inside a character
+    assert_mentions(error_message(read_table, write(tmp_path / "broken.csv", broken)),
+                    "broken.csv, line 2", "not valid UTF-16, as its byte order mark says")
+
+
+def test_the_held_out_split_keeps_rare_labels_in_training(tmp_path):
+    """300 labels with one example each (a multi-label news corpus): none may land only in the held-out part."""
+    from stellartune.config import TrainConfig
+    from stellartune.tasks import task_for
+    from stellartune.training.recipe import read_data
+
+    rows = [(text, labels) for text, labels, _ in
+            (line.split("\t") for line in data_file("goemotions/train.tsv").read_text().splitlines()[:600])]
+    rows = [{"text": text, "labels": labels + (f",rare-{i}" if i < 300 else "")} for i, (text, labels) in enumerate(rows)]
+    said = []
+    config, _, train, held_out = read_data(TrainConfig(train=rows, task="multi-label"), said.append)
+    task = task_for(config.task, train, config)
+    assert task.check_known_labels(held_out) is None  # every held-out label has an output
+    assert len(train) + len(held_out) == 600 and 0 < len(held_out) < 60  # 60 drawn; those with a rare label moved back
+    assert not any(name.startswith("rare-") for labels in held_out.labels for name in labels)
+    assert {name for labels in held_out.labels for name in labels} <= set(task.labels)
+    assert any("too rare to hold out stay in training" in line for line in said), said
+    single = [{"text": text, "label": "rare" if i == 0 else "a" if i % 2 else "b"} for i, (text, _) in enumerate(rows)]
+    for seed in range(5):  # a class with one example never goes to the held-out part alone
+        config, _, train, held_out = read_data(TrainConfig(train=single, seed=seed), said.append)
+        assert "rare" in train.labels and "rare" not in held_out.labels
+
+
+def test_messages_name_a_few_and_count_the_rest(tmp_path):
+    from stellartune.tasks import ClassificationTask
+
+    task = ClassificationTask.from_examples("classification", load_examples(
+        labeled_csv(tmp_path / "train.csv", [f"intent_{i:03d}" for i in range(300)])))
+    message = error_message(task.check_known_labels, load_examples(labeled_csv(tmp_path / "dev.csv", ["unknown"])))
+    assert_mentions(message, "'unknown' never seen in training", "intent_000", "and 294 more")
+    assert len(message) < 300

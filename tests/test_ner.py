@@ -200,3 +200,40 @@ def test_ner_trains_with_transfer_strategies(tmp_path, strategy):
     assert stellartune.load(tmp_path / "run").predict([text]) == model.predict([text])
     assert json.loads((tmp_path / "run" / "model" / "stellartune.json").read_text())["strategy"]["freeze"] == \
         strategy.get("freeze", "none")
+
+
+@pytest.mark.slow
+def test_evaluate_scores_a_gold_type_never_seen_in_training_as_missed(ner_run, caplog):
+    """conlleval's rule: an entity of a type the model has no tag for is a miss, not a reason to refuse."""
+    model, folder = ner_run
+    dev = read_conll(folder / "dev.txt").rows[:100]
+    sentence = next(i for i, r in enumerate(dev) if r["tags"].count("B-LOC") == 1)
+    renamed = [[t.replace("-LOC", "-compartment") if i == sentence else t for t in r["tags"]]
+               for i, r in enumerate(dev)]
+    unseen = folder / "dev-unseen.txt"
+    unseen.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in zip(r["tokens"], tags))
+                                  for r, tags in zip(dev, renamed)) + "\n", encoding="utf-8")
+    original = model.evaluate(str(conll_slice(folder / "dev.txt", folder / "dev-100.txt", 100)))
+    with caplog.at_level("INFO", logger="stellartune"):
+        scored = model.evaluate(str(unseen))
+    assert "1 gold entity of a type never seen in training (compartment: 1) count as missed" in caplog.text
+    assert scored["per_class"]["compartment"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert scored["per_class"]["LOC"]["support"] == original["per_class"]["LOC"]["support"] - 1
+    gold = sum(v["support"] for v in original["per_class"].values())
+    found = original["recall"] * gold  # entities found before; the renamed one is now a miss whatever was predicted
+    assert scored["recall"] < original["recall"] and scored["recall"] * gold <= found
+
+
+def test_conll_files_are_recognised_by_content_whatever_their_name(tmp_path):
+    from stellartune.tasks import read_for
+
+    for name in ("eng.testa", "valid"):  # the original distribution's names, and none at all
+        copy = tmp_path / name
+        copy.write_bytes(data_file("conll2003/valid.txt").read_bytes())
+        assert read_for("auto", str(copy)).rows == read_conll(data_file("conll2003/valid.txt")).rows
+    other = tmp_path / "notes.testb"
+    other.write_text("Some words that are not tagged at all.\nAnother line.\n", encoding="utf-8")
+    with pytest.raises(StellarError) as info:
+        read_for("auto", str(other))
+    assert "notes.testb: unknown file type '.testb'" in str(info.value)
+    assert "CoNLL file (a token and its tag per line" in str(info.value)

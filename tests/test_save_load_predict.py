@@ -116,3 +116,41 @@ def test_predict_runs_in_the_runs_precision_and_agrees_with_fp32(small_sst2_run)
     other = {"bf16": "fp32", "fp32": "bf16"}[ran]
     assert default == model.predict(texts, precision=ran)
     assert [p["score"] for p in default] != [p["score"] for p in model.predict(texts, precision=other)]
+
+
+def test_predict_reads_a_txt_file_one_text_per_line(small_sst2_run, tmp_path):
+    lines = ["A truly brilliant film.", "Dull.", "the plot is nothing but boilerplate clichés", "Loved it."]
+    (tmp_path / "new.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = cli("predict", "--model", str(small_sst2_run), "--input", str(tmp_path / "new.txt"))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in records] == lines  # the short first line is a text, not a header
+    assert [r["label"] for r in records] == [p["label"] for p in stellartune.load(small_sst2_run).predict(lines)]
+
+
+def test_evaluate_takes_the_column_flags_of_train(small_sst2_run, tmp_path):
+    dev = (small_sst2_run.parent / "dev.tsv").read_text().splitlines()
+    assert dev[0] == "sentence\tlabel"
+    renamed = tmp_path / "renamed.tsv"
+    renamed.write_text("\n".join(["review\tgold"] + dev[1:]) + "\n", encoding="utf-8")
+    result = cli("evaluate", "--model", str(small_sst2_run), "--data", str(renamed), "--text-column", "review",
+                 "--label-column", "gold", "--output", str(tmp_path / "m.json"))
+    assert result.returncode == 0, result.stderr
+    trained = json.loads((small_sst2_run / "metrics.json").read_text())
+    assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == pytest.approx(trained["accuracy"], abs=1e-9)
+
+
+@pytest.mark.parametrize("how", ["truncated", "zeroed"])
+def test_damaged_weights_give_one_line_naming_the_file(small_sst2_run, tmp_path, how):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_sst2_run, run)
+    weights = run / "model" / "model.safetensors"
+    size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes()[: size // 2] if how == "truncated" else b"\0" * size)
+    for command in (["predict", "--input", "-"], ["evaluate", "--data", str(small_sst2_run.parent / "dev.tsv")]):
+        result = cli(command[0], "--model", str(run), *command[1:], stdin="A truly brilliant film.\n")
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"error: {weights}: cannot read the weights"), result.stderr
+        assert "damaged (truncated or overwritten)" in result.stderr

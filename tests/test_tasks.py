@@ -55,7 +55,7 @@ def test_sentence_pairs_carry_token_type_ids(tmp_path):
 def test_stsb_regression_pearson_above_06(tmp_path):
     train = tsv_slice(data_file("stsb/train.tsv"), tmp_path / "train.tsv", 1500)
     dev = tsv_slice(data_file("stsb/dev.tsv"), tmp_path / "dev.tsv", 500)
-    assert problem_from_labels(read_table(str(train)), "score", ",") == "regression"
+    assert problem_from_labels(read_table(str(train)), "score", ",")[0] == "regression"
     model = stellartune.fit(train=str(train), eval=str(dev), output=str(tmp_path / "run"), epochs=1,
                             batch_size=16, lr=1e-4, progress=False)
     assert model.task.problem == "regression"

@@ -5,6 +5,7 @@
     model.predict(["A truly brilliant film."])
     model = stellartune.load("runs/sst2")
     stellartune.evaluate("runs/sst2", "test.csv")
+    stellartune.serve("runs/sst2", port=8000)
 """
 
 from __future__ import annotations
@@ -47,12 +48,21 @@ def load(path: str | Path, device: str | None = None) -> FineTunedModel:
 
 
 def evaluate(model: str | Path | FineTunedModel, data, batch_size: int = 64, tag_column: int = -1,
-             precision: str | None = None) -> dict:
+             precision: str | None = None, text_column: str | None = None, text_pair_column: str | None = None,
+             label_column: str | None = None) -> dict:
     model = model if isinstance(model, FineTunedModel) else load(model)
-    return model.evaluate(data, batch_size, tag_column, precision)
+    return model.evaluate(data, batch_size, tag_column, precision, text_column, text_pair_column, label_column)
 
 
 def predict(model: str | Path | FineTunedModel, texts, pairs=None, batch_size: int = 64,
             precision: str | None = None) -> list[dict]:
     model = model if isinstance(model, FineTunedModel) else load(model)
     return model.predict(texts, pairs, batch_size, precision)
+
+
+def serve(model: str | Path | FineTunedModel, **settings) -> None:
+    """Serve a model over HTTP until stopped; `settings` are `ServeSettings` fields (the serve flags).
+    For an ASGI app to mount in your own server: `stellartune.serving.create_app(model)`."""
+    from .serving import serve as run_server
+
+    run_server(model, **settings)

@@ -13,8 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
+from .atomic import WRITE_FAULTS, as_os_error, is_write_fault
 from .config import PretrainConfig, TrainConfig, field_type, flag_name
 from .errors import StellarError
+from .serving.settings import ServeSettings
 
 
 class TqdmHandler(logging.Handler):
@@ -26,6 +28,10 @@ class TqdmHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
+# The column flags of train that evaluate and predict take too (unset: the columns the model was trained on)
+EVALUATE_COLUMNS = ("text_column", "text_pair_column", "label_column", "tag_column")
+PREDICT_COLUMNS = ("text_column", "text_pair_column")
+SERVE_SETTINGS = tuple(f.name for f in dataclasses.fields(ServeSettings))
 # Settings `inspect` takes to show the parameter groups `train` would build.
 INSPECT_STRATEGY = ("freeze", "unfreeze", "lr", "head_lr", "layer_lr_decay", "weight_decay", "peft", "lora_r",
                     "lora_targets", "prompt_tokens")
@@ -66,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="Run folder (or its model/ folder).")
     evaluate.add_argument("--data", required=True, help="Labeled file or dataset, with the training columns.")
     evaluate.add_argument("--output", default="metrics.json", help="Where to write the metrics (default: metrics.json).")
-    evaluate.add_argument("--tag-column", type=int, default=-1, help="NER from CoNLL files: the column holding the tag (default: -1, the last).")
+    add_config_flags(evaluate, only=EVALUATE_COLUMNS)
     add_inference_flags(evaluate)
 
     predict = commands.add_parser("predict", help="Label new texts.")
@@ -75,9 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--question", help="QA: one question to answer from --context (instead of --input).")
     predict.add_argument("--context", help="QA: the text that holds the answer to --question.")
     predict.add_argument("--output", default="-", help="JSONL file of predictions, - for stdout (default: -).")
-    predict.add_argument("--text-column", help="Column with the text (default: the one used in training, else auto).")
-    predict.add_argument("--text-pair-column", help="Second text column for sentence-pair models.")
+    add_config_flags(predict, only=PREDICT_COLUMNS)
     add_inference_flags(predict)
+
+    serve = commands.add_parser("serve", help="Serve a trained model over HTTP (docs at /docs).")
+    serve.add_argument("model", help="Run folder (or its model/ folder).")
+    add_config_flags(serve, only=SERVE_SETTINGS, schema=ServeSettings)
 
     inspect = commands.add_parser("inspect", help="Show a model's parameters, tokenization and embeddings.")
     inspect.add_argument("--model", default="minilm", help="Alias, hub id, local model or run folder (default: minilm).")
@@ -101,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         COMMANDS[args.command](args)
     except StellarError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        fault = as_os_error(e)
+        if fault is None or not is_write_fault(fault):
+            raise  # a bug: its traceback is what a report needs
+        print(f"error: {fault.filename or 'cannot write'}: {WRITE_FAULTS[fault.errno]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -137,7 +152,8 @@ def run_evaluate(args) -> None:
     from .evaluation.report import metrics_report
 
     model = load(args.model)
-    metrics = model.evaluate(args.data, args.batch_size, args.tag_column, args.precision)
+    columns = {name: getattr(args, name, None) for name in EVALUATE_COLUMNS if name != "tag_column"}
+    metrics = model.evaluate(args.data, args.batch_size, getattr(args, "tag_column", -1), args.precision, **columns)
     print(metrics_report(metrics, model.labels))
     Path(args.output).write_text(json.dumps(metrics, indent=2))
     print(f"\nwrote {args.output}")
@@ -153,8 +169,15 @@ def run_predict(args) -> None:
     if args.question is not None:
         texts, pairs = [args.question], [args.context]
     else:
-        texts, pairs = read_inputs(args.input, model, args.text_column, args.text_pair_column)
+        texts, pairs = read_inputs(args.input, model, getattr(args, "text_column", None),
+                                   getattr(args, "text_pair_column", None))
     write_predictions(args.output, texts, pairs, model.predict(texts, pairs, args.batch_size, args.precision))
+
+
+def run_serve(args) -> None:
+    from .api import serve
+
+    serve(args.model, **{name: getattr(args, name) for name in SERVE_SETTINGS if hasattr(args, name)})
 
 
 def run_inspect(args) -> None:
@@ -170,8 +193,8 @@ def run_demo(args) -> None:
     demo(args.output, args.epochs)
 
 
-COMMANDS = {"train": run_train, "pretrain": run_pretrain, "evaluate": run_evaluate, "predict": run_predict, "inspect": run_inspect,
-            "demo": run_demo}
+COMMANDS = {"train": run_train, "pretrain": run_pretrain, "evaluate": run_evaluate, "predict": run_predict,
+            "serve": run_serve, "inspect": run_inspect, "demo": run_demo}
 
 if __name__ == "__main__":
     sys.exit(main())

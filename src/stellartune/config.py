@@ -206,16 +206,21 @@ def like(name: str, default=dataclasses.MISSING, help: str | None = None):
     return setting(default, help or train.metadata["help"], train.metadata["choices"])
 
 
+def check_choices_and_counts(settings, counts: tuple[str, ...]) -> None:
+    """Every setting with choices holds one of them; each of `counts` is at least 1 (None: not set)."""
+    for f in fields(settings):
+        choices, value = f.metadata.get("choices"), getattr(settings, f.name)
+        if choices and value not in choices:
+            raise StellarError(f"{flag_name(f)} must be one of {', '.join(choices)}; got {value!r}")
+    for name in counts:
+        if getattr(settings, name) is not None and getattr(settings, name) < 1:
+            raise StellarError(f"{flag_name(name)} must be at least 1; got {getattr(settings, name)}")
+
+
 def check_shared_settings(config, counts: tuple[str, ...]) -> None:
     """The checks `train` and `pretrain` share: choices, counts of at least 1 (`counts` and the
     batch settings; None = not set yet), the eval split, batch / accumulation, epochs, unfreezing."""
-    for f in fields(config):
-        choices, value = f.metadata.get("choices"), getattr(config, f.name)
-        if choices and value not in choices:
-            raise StellarError(f"{flag_name(f)} must be one of {', '.join(choices)}; got {value!r}")
-    for name in ("batch_size", "grad_accum", "log_steps") + counts:
-        if getattr(config, name) is not None and getattr(config, name) < 1:
-            raise StellarError(f"{flag_name(name)} must be at least 1; got {getattr(config, name)}")
+    check_choices_and_counts(config, ("batch_size", "grad_accum", "log_steps") + counts)
     if not 0 < config.eval_split < 1:
         raise StellarError(f"--eval-split must be between 0 and 1; got {config.eval_split}")
     if config.batch_size % config.grad_accum:

@@ -8,3 +8,10 @@ class StellarError(Exception):
     the fix. Anything else that escapes is a bug in stellartune and keeps its traceback.
     """
 
+
+
+def some(items, limit: int = 6) -> str:
+    """'a, b, c and 12 more': a list of names short enough for a one-line message."""
+    items = [str(item) for item in items]
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")

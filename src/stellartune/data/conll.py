@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import StellarError
 from .readers import Table, decode_utf8
 
-CONLL_SUFFIXES = {".conll", ".conllu", ".iob", ".bio", ".txt"}
+CONLL_SUFFIXES = {".conll", ".conllu", ".iob", ".bio"}  # CoNLL by name; other files by content
 
 
 def read_conll(path: str | Path, tag_column: int = -1) -> Table:

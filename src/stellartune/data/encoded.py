@@ -18,6 +18,7 @@ class Encoded:
     truncated: int  # how many examples were cut at max_length
     windows: list | None = None  # token tasks: which sentence and words each encoded window holds
     split: int = 0  # token and span tasks: examples longer than max_length, split into several windows
+    target_names: list[str] | None = None  # token tasks: the name of each target id (gold tags the model lacks last)
     source: object = None  # span tasks: the encoded Examples (contexts and gold answers, for scoring)
     # builds the model inputs of some examples (by index) when padding the features is not enough,
     # e.g. pretraining draws new masks per batch; None: training/batching.collate

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..errors import StellarError
+from ..errors import StellarError, some
 from .readers import Table
 
 TEXT_NAMES = ("text", "sentence", "sentence1", "#1 String", "premise", "question1", "text_a", "question",
@@ -55,12 +56,12 @@ def resolve_columns(table: Table, text=None, pair=None, label=None, need_label=T
     """Use the named columns, else well-known names, else (headerless files) guess from content."""
     for name, kind in ((text, "text"), (pair, "text pair"), (label, "label")):
         if name not in (None, "none") and name not in table.columns:
-            raise StellarError(f"{table.source}: no {kind} column {name!r}; columns found: {', '.join(table.columns)}")
+            raise StellarError(f"{table.source}: no {kind} column {name!r}; columns found: {some(table.columns, 12)}")
     headerless = all(c.isdigit() for c in table.columns)
     text = text or first_present(TEXT_NAMES, table.columns) or (headerless and longest_column(table))
     if not text:
         raise StellarError(f"{table.source}: cannot tell which column holds the text; columns found: "
-                           f"{', '.join(table.columns)}; name it with --text-column")
+                           f"{some(table.columns, 12)}; name it with --text-column")
     if pair == "none":
         pair = None
     elif pair is None and PAIR_NAMES.get(text) in table.columns:
@@ -72,8 +73,20 @@ def resolve_columns(table: Table, text=None, pair=None, label=None, need_label=T
             label = fewest_values_column(table, exclude=used)
     if label is None and need_label:
         raise StellarError(f"{table.source}: cannot tell which column holds the labels; columns found: "
-                           f"{', '.join(table.columns)}; name it with --label-column")
-    return Columns(text, pair, label)
+                           f"{some(table.columns, 12)}; name it with --label-column")
+    return distinct_columns(table, Columns(text, pair, label))
+
+
+def distinct_columns(table: Table, columns: Columns) -> Columns:
+    """A column used twice would train a model to read its own label (or compare a text with itself)."""
+    roles = [(role, name) for role, name in (("text", columns.text), ("text pair", columns.pair),
+                                             ("label", columns.label)) if name is not None]
+    for i, (role, name) in enumerate(roles):
+        for other, other_name in roles[:i]:
+            if name == other_name:
+                raise StellarError(f"{table.source}: column {name!r} is both the {other} and the {role} column; "
+                                   f"they must differ (columns found: {some(table.columns, 12)})")
+    return columns
 
 
 def first_present(names, columns):
@@ -153,22 +166,45 @@ def parse_label(table: Table, i: int, column: str, value, label_kind: str, delim
     return str(value).strip()
 
 
-def label_kind_of(table: Table, label_column: str, delimiter: str) -> str:
-    """Floats -> number; lists or delimited cells -> list; anything else -> single."""
-    values = [r.get(label_column) for r in table.rows if not is_missing(r.get(label_column))]
+def label_kind_of(table: Table, label_column: str, delimiter: str) -> tuple[str, str]:
+    """How the label cells look, and why: lists or delimited cells -> list; numbers with a fractional
+    part written -> number; anything else -> single. Stops where the cells are very likely a mistake
+    (classes written as decimals, numbers mixed with words), naming the --task that settles it."""
+    located = [(i, r.get(label_column)) for i, r in enumerate(table.rows) if not is_missing(r.get(label_column))]
+    values = [v for _, v in located]
+    where = f'{table.source}, column "{label_column}"'
     if any(isinstance(v, (list, tuple)) for v in values):
-        return "list"
-    text = [str(v) for v in values]
-    if any(delimiter in t for t in text):
-        return "list"
-    numeric = all(FLOAT.match(t) for t in text)
-    if numeric and not all(INTEGER.match(t) for t in text) and not all(isinstance(v, int) for v in values):
-        return "number"
-    return "single"
+        return "list", "the label cells hold lists"
+    text = [str(v).strip() for v in values]
+    joined = next((t for t in text if delimiter in t), None)
+    if joined is not None:
+        return "list", f"label cells hold several names joined by {delimiter!r}, e.g. {joined!r} (--label-delimiter)"
+    numeric = [bool(FLOAT.match(t)) for t in text]
+    distinct = list(dict.fromkeys(text))
+    if any(numeric) and not all(numeric):
+        word = located[numeric.index(False)]
+        raise StellarError(f"{table.locate(word[0], label_column)}: labels mix numbers ({some(sorted({t for t, n in zip(text, numeric) if n}), 3)}) "
+                           f"and words ({word[1]!r}); make them consistent, or say --task classification if every "
+                           "one is a class name")
+    if not all(numeric):
+        return "single", f"{len(distinct)} distinct label names"
+    if all(INTEGER.match(t) for t in text) or all(isinstance(v, int) for v in values):
+        return "single", (f"{len(distinct)} distinct whole-number labels, each a class "
+                          "(--task regression if they are scores)")
+    numbers = {float(t) for t in text}
+    if len(numbers) == 2 or (2 < len(numbers) <= 10 and all(n.is_integer() for n in numbers)):
+        raise StellarError(f"{where}: the labels are {len(numbers)} distinct numbers written as decimals "
+                           f"({some(distinct, 4)}): classes or scores? Say --task classification or --task regression")
+    return "number", (f"{len(numbers)} distinct numeric labels from {min(numbers):g} to {max(numbers):g} "
+                      "(--task classification if they are classes)")
 
 
-def split_examples(examples: Examples, fraction: float, seed: int, stratify: bool):
-    """Seeded split; stratified by label when every class has at least two examples."""
+def split_examples(examples: Examples, fraction: float, seed: int, stratify: bool,
+                   names_of: Callable[[object], set] = lambda label: set()):
+    """Seeded split; stratified by label when every class has at least two examples. An example whose
+    label names (`names_of`) no training example has stays in training: a held-out example the model
+    never had an output for would be scored as the user's mistake. Returns (training, evaluation,
+    the names kept in training that way)."""
     from sklearn.model_selection import train_test_split
 
     indices = list(range(len(examples)))
@@ -178,8 +214,21 @@ def split_examples(examples: Examples, fraction: float, seed: int, stratify: boo
         counts = {label: strata.count(label) for label in set(strata)}
         if min(counts.values()) < 2 or len(counts) > fraction * len(examples):
             strata = None
+    source = examples.positions[0].rsplit(", ", 1)[0]
     if int(len(indices) * fraction) < 1:
-        raise StellarError(f"{examples.positions[0].rsplit(', ', 1)[0]}: {len(indices)} rows are too few to hold out "
-                           f"{fraction:.0%} for evaluation; give --eval data")
+        raise StellarError(f"{source}: {len(indices)} rows are too few to hold out {fraction:.0%} for evaluation; "
+                           "give --eval data")
     train_idx, eval_idx = train_test_split(indices, test_size=fraction, random_state=seed, stratify=strata)
-    return examples.subset(sorted(train_idx)), examples.subset(sorted(eval_idx))
+    names = (lambda i: names_of(examples.labels[i])) if examples.labels is not None else (lambda i: set())
+    seen = set().union(*map(names, train_idx))
+    kept = set()
+    for i in sorted(eval_idx):
+        if not names(i) <= seen:
+            kept |= names(i) - seen
+            seen |= names(i)
+            train_idx.append(i)
+    eval_idx = [i for i in eval_idx if i not in set(train_idx)]
+    if not eval_idx:
+        raise StellarError(f"{source}: no example can be held out for evaluation: each has a label ({some(sorted(kept), 4)}) "
+                           "seen in no other example; give --eval data")
+    return examples.subset(sorted(train_idx)), examples.subset(sorted(eval_idx)), sorted(kept)

@@ -8,7 +8,7 @@ is reported with its row instead of silently training on the wrong span.
 
 from __future__ import annotations
 
-from ..errors import StellarError
+from ..errors import StellarError, some
 from .examples import Columns, Examples, first_present, is_missing, text_cell
 from .readers import Table, read_table
 
@@ -51,7 +51,7 @@ def resolve_qa_columns(table: Table, question: str | None = None, context: str |
     answer = answer or first_present(ANSWER_NAMES, table.columns)
     if question is None or context is None or (need_label and answer is None):
         raise StellarError(f"{table.source}: question answering needs question, context and answers (or "
-                           f"answer_text + answer_start) columns; columns found: {', '.join(table.columns)}")
+                           f"answer_text + answer_start) columns; columns found: {some(table.columns, 12)}")
     return Columns(question, context, answer if need_label else None)
 
 

@@ -6,6 +6,7 @@ checks can say "train.csv, line 12, column "text": empty text" instead of failin
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import StellarError
+from ..errors import StellarError, some
 
 csv.field_size_limit(1 << 30)
 
@@ -59,13 +60,11 @@ def read_table(source) -> Table:
     if path.is_dir():
         raise StellarError(f"{path}: is a folder but not a saved Hugging Face dataset (no dataset_info.json or dataset_dict.json)")
     suffix = path.suffix.lower()
-    readers = {".csv": read_delimited, ".tsv": read_delimited, ".txt": read_delimited,
-               ".json": read_json, ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".parquet": read_parquet}
-    if suffix not in readers:
-        raise StellarError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv, .json, .jsonl or .parquet")
-    table = readers[suffix](path)
+    if suffix not in READERS:
+        raise StellarError(f"{path}: unknown file type {suffix!r}; use {FILE_TYPES}")
+    table = READERS[suffix](path)
     if not table.rows:
-        header = f" (only a header: {', '.join(table.columns)})" if table.columns else ""
+        header = f" (only a header: {some(table.columns, 12)})" if table.columns else ""
         raise StellarError(f"{path}: no data rows{header}")
     return table
 
@@ -77,22 +76,61 @@ def decode_utf8(path: Path) -> str:
     return decode_utf8_bytes(data, str(path))
 
 
+# Byte order marks that say how a file is encoded (UTF-32's first: its LE mark starts with UTF-16's)
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"))
+
+
 def decode_utf8_bytes(data: bytes, source: str) -> str:
+    """UTF-8 text (a UTF-8 BOM is dropped); UTF-16 or UTF-32 when a byte order mark says so (Excel's
+    "Unicode text" export), since the mark leaves no doubt."""
+    encoding = next((name for mark, name in BOMS if data.startswith(mark)), "utf-8-sig")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding)
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise StellarError(f"{source}, line {line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+        line = data[: e.start].decode(encoding, errors="replace").count("\n") + 1
+        what = "UTF-8 text" if encoding == "utf-8-sig" else f"valid {encoding.upper()}, as its byte order mark says"
+        raise StellarError(f"{source}, line {line}: not {what} (byte 0x{data[e.start]:02x} at offset {e.start}); "
                            "re-save it as UTF-8") from None
+
+
+def head_text(path: Path, size: int = 1 << 16) -> str:
+    """The start of a file as text (undecodable bytes replaced), to recognise its format by content."""
+    with open(path, "rb") as handle:
+        data = handle.read(size)
+    encoding = next((name for mark, name in BOMS if data.startswith(mark)), "utf-8-sig")
+    return data.decode(encoding, errors="replace")
+
+
+def read_text_lines(path: Path) -> Table:
+    """A .txt file: one text per line (column "text"), or a TSV when every line has the same number of
+    tabs (MRPC's original files, spreadsheet "tab-delimited text" exports)."""
+    text = decode_utf8(path)
+    tabs = {line.count("\t") for line in text.split("\n") if line.strip()}
+    if len(tabs) == 1 and tabs != {0}:
+        return read_delimited(path)
+    return lines_table(text, str(path))
+
+
+def lines_table(text: str, source: str) -> Table:
+    """One row per non-blank line, column "text": .txt files and stdin. No header is guessed."""
+    rows, positions = [], []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            rows.append({"text": line.strip()})
+            positions.append(f"line {number}")
+    return Table(source, ["text"], rows, positions)
 
 
 def read_delimited(path: Path) -> Table:
     """CSV (quoted fields allowed) or TSV (tabs, no quoting: GLUE files contain bare quotes)."""
-    tsv = path.suffix.lower() in (".tsv", ".txt")
+    tsv = path.suffix.lower() in (".tsv", ".txt")  # .txt: tab-separated lines (read_text_lines)
     records, lines = read_records(path, tsv)
     if not records:
         raise StellarError(f"{path}: file is empty")
     header = records[0] if looks_like_header(records) else None
+    if header:
+        check_distinct_names(header, path, lines[0])
     columns = [c.strip() for c in header] if header else [str(i) for i in range(len(records[0]))]
     body, body_lines = (records[1:], lines[1:]) if header else (records, lines)
     for record, line in zip(body, body_lines):
@@ -129,20 +167,31 @@ NUMBER = re.compile(r"^\s*-?\d+(\.\d*)?\s*$")
 
 
 def looks_like_header(records: list[list[str]]) -> bool:
-    """A first row of short, distinct, non-numeric names is a header (GLUE, most exports).
+    """A first row of short, non-numeric names is a header (GLUE, most exports).
 
     Headerless files (AG News, SMS Spam, GoEmotions) start with a number or a long text.
     """
-    first = [c.strip() for c in records[0]]
-    return len(set(first)) == len(first) and all(c and not NUMBER.match(c) and len(c) <= 40 for c in first)
+    return all(c.strip() and not NUMBER.match(c) and len(c.strip()) <= 40 for c in records[0])
+
+
+def check_distinct_names(names, path, line: int) -> None:
+    """A name given twice would leave one of its columns unreachable (and dict rows keep only one)."""
+    seen = {}
+    for number, name in enumerate((n.strip() for n in names), start=1):
+        if name in seen:
+            raise StellarError(f"{path}, line {line}: the header names column {name!r} twice (fields {seen[name]} "
+                               f"and {number}); give each column its own name")
+        seen[name] = number
 
 
 def read_json(path: Path) -> Table:
     text = decode_utf8(path)
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=distinct_keys)
     except json.JSONDecodeError as e:
         raise StellarError(f"{path}, line {e.lineno}: invalid JSON ({e.msg})") from None
+    except DuplicateKey as e:
+        raise StellarError(f"{path}: a record names the field {e.args[0]!r} twice; give each field its own name") from None
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if "data" in data and isinstance(data["data"], list):
@@ -161,11 +210,26 @@ def read_jsonl(path: Path) -> Table:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(json.loads(line, object_pairs_hook=distinct_keys))
         except json.JSONDecodeError as e:
             raise StellarError(f"{path}, line {number}: invalid JSON ({e.msg})") from None
+        except DuplicateKey as e:
+            raise StellarError(f"{path}, line {number}: the field {e.args[0]!r} appears twice; give each field its "
+                               "own name") from None
         positions.append(f"line {number}")
     return records_table(path, records, positions)
+
+
+class DuplicateKey(Exception):
+    pass
+
+
+def distinct_keys(pairs: list[tuple]) -> dict:
+    """json's object hook: Python's json keeps the last of repeated keys without a word."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        raise DuplicateKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+    return record
 
 
 def records_table(path, records: list, positions: list[str] | str) -> Table:
@@ -225,3 +289,9 @@ def read_hub_dataset(text: str) -> Table:
     except Exception as e:  # offline, unknown name or split: datasets raises many types
         raise StellarError(f"{text}: cannot load Hugging Face dataset ({str(e).splitlines()[0]})") from None
     return dataset_table(dataset, text)
+
+
+READERS = {".csv": read_delimited, ".tsv": read_delimited, ".txt": read_text_lines, ".json": read_json,
+           ".jsonl": read_jsonl, ".ndjson": read_jsonl, ".parquet": read_parquet}
+FILE_TYPES = (".csv, .tsv, .txt (one text per line), .json, .jsonl, .parquet, or for NER a CoNLL file (a token and "
+              "its tag per line, blank lines between sentences: .conll, .iob, .bio, .txt or any other name)")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import StellarError
+from ..errors import StellarError, some
 from .conll import CONLL_SUFFIXES, read_conll
 from .examples import Columns, Examples, first_present, is_missing
-from .readers import Table, read_table
+from .readers import READERS, Table, head_text, read_table
 from .tag_schemes import to_bio
 
 TOKEN_NAMES = ("tokens", "words")
@@ -37,17 +37,18 @@ def joined(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
 
 
 def looks_like_conll(source, tag_column: int = -1) -> bool:
-    """A .conll/.iob/.bio file, or a .txt file of `token ... tag` lines (its first few sentences).
-    A .txt file whose tags are in another column than `tag_column` stops with the column to give."""
+    """A .conll/.iob/.bio file, or any file but a table (.csv, .json, ...) whose first sentences are
+    `token ... tag` lines: .txt, and CoNLL's own names (eng.train, eng.testb). One whose tags are in
+    another column than `tag_column` stops with the column to give."""
     if not isinstance(source, (str, Path)):
         return False  # records or a DataFrame from the Python API
     path = Path(source)
-    if path.suffix.lower() not in CONLL_SUFFIXES or not path.is_file():
+    suffix = path.suffix.lower()
+    if not path.is_file() or (suffix in READERS and suffix != ".txt"):
         return False
-    if path.suffix.lower() != ".txt":
+    if suffix in CONLL_SUFFIXES:
         return True
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        lines = [line.split() for line, _ in zip(handle, range(50))]
+    lines = [line.split() for line in head_text(path).splitlines()[:50]]
     lines = [f for f in lines if f and f[0] != "-DOCSTART-"][:10]
     tags_in = lambda column: bool(lines) and all(len(f) >= 2 and -len(f) <= column < len(f) and TAG.match(f[column])
                                                  for f in lines)
@@ -79,7 +80,7 @@ def resolve_token_columns(table: Table, text: str | None = None, label: str | No
     label = label or first_present(TAG_NAMES, table.columns)
     if text is None or (need_label and label is None):
         raise StellarError(f"{table.source}: NER data needs a tokens column and a tags column (or text and "
-                           f"entities); columns found: {', '.join(table.columns)}")
+                           f"entities); columns found: {some(table.columns, 12)}")
     return Columns(text, None, label)
 
 

@@ -6,28 +6,27 @@ import json
 import sys
 
 from ..data.examples import resolve_columns, text_cell
-from ..data.readers import decode_utf8_bytes
-from ..errors import StellarError
+from ..data.readers import decode_utf8_bytes, lines_table
+from ..errors import StellarError, some
 from ..tasks import read_for
 
 
 def read_inputs(source: str, model, text_column=None, pair_column=None) -> tuple[list[str], list[str] | None]:
-    """Texts (and second texts) to label: stdin lines, or the model's training columns of a file."""
+    """Texts (and second texts) to label: stdin or a .txt file, one text per line, or the model's
+    training columns of a table."""
     if source == "-":
-        lines = decode_utf8_bytes(sys.stdin.buffer.read(), "stdin").splitlines()
-        texts = [line.strip() for line in lines if line.strip()]
-        if not texts:
+        table = lines_table(decode_utf8_bytes(sys.stdin.buffer.read(), "stdin"), "stdin")
+        if not table.rows:
             raise StellarError("stdin: no text to predict (one text per line)")
-        if model.columns.pair:
-            raise StellarError("this model labels sentence pairs; give a file with both text columns")
-        return texts, None
-    table = read_for(model.task.problem, source)
+    else:
+        table = read_for(model.task.problem, source)
     saved_text, saved_pair = model.columns.text, model.columns.pair
     columns = resolve_columns(table, text_column or (saved_text if saved_text in table.columns else None),
                               pair_column or (saved_pair if saved_pair in table.columns else None), need_label=False)
     if saved_pair and not columns.pair:
-        raise StellarError(f"{source}: this model labels sentence pairs; name the second text column with "
-                           f"--text-pair-column (columns found: {', '.join(table.columns)})")
+        raise StellarError(f"{table.source}: this model labels sentence pairs; give a table with both texts and "
+                           f"name the second text column with --text-pair-column (columns found: "
+                           f"{some(table.columns, 12)})")
     texts = [text_cell(table, i, row, columns.text) for i, row in enumerate(table.rows)]
     pairs = [text_cell(table, i, row, columns.pair) for i, row in enumerate(table.rows)] if saved_pair else None
     return texts, pairs

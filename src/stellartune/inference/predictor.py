@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -21,7 +22,18 @@ from ..tasks import columns_for, examples_for, read_for, task_from_dict
 from .precision import inference_autocast
 
 META_FILE = "stellartune.json"
+logger = logging.getLogger("stellartune")
 PREDICT_CHUNK = 512  # texts encoded and run at a time: memory stays flat however many come in
+
+
+def read_saved(path: str | Path) -> tuple[Path, dict]:
+    """The model folder of a run folder (runs/x) or model folder (runs/x/model), and its stellartune.json."""
+    folder = Path(path)
+    if (folder / "model" / META_FILE).exists():
+        folder = folder / "model"
+    if not (folder / META_FILE).exists():
+        raise StellarError(f"{path}: not a stellartune model (no {META_FILE}); give a run folder or its model/ folder")
+    return folder, json.loads((folder / META_FILE).read_text())
 
 
 class FineTunedModel:
@@ -45,12 +57,7 @@ class FineTunedModel:
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "FineTunedModel":
         """Load from a run folder (runs/x) or its model folder (runs/x/model)."""
-        folder = Path(path)
-        if (folder / "model" / META_FILE).exists():
-            folder = folder / "model"
-        if not (folder / META_FILE).exists():
-            raise StellarError(f"{path}: not a stellartune model (no {META_FILE}); give a run folder or its model/ folder")
-        meta = json.loads((folder / META_FILE).read_text())
+        folder, meta = read_saved(path)
         task = task_from_dict(meta["task"])
         model = (load_peft_classifier(folder, meta["base_model"], task) if (folder / ADAPTER_CONFIG).exists()
                  else load_classifier(folder))
@@ -63,7 +70,8 @@ class FineTunedModel:
         """A standard Hugging Face folder (weights as safetensors, tokenizer) plus stellartune.json; a PEFT
         model saves its adapter and head only (`adapter_config.json`, `adapter_model.safetensors`)."""
         folder = Path(folder)
-        with atomic_folder(folder) as tmp:
+        megabytes = sum(t.numel() * t.element_size() for t in self.model.state_dict().values()) / 1e6
+        with atomic_folder(folder, megabytes=megabytes) as tmp:
             with quiet_transformers():
                 self.model.save_pretrained(tmp)
                 self.tokenizer.save_pretrained(tmp)
@@ -101,15 +109,18 @@ class FineTunedModel:
             predictions += self.task.predictions(logits, encoded, chunk)
         return predictions
 
-    def evaluate(self, data, batch_size: int = 64, tag_column: int = -1, precision: str | None = None) -> dict:
-        """Metrics on a labeled file, dataset or list of records, with the columns used in training
-        (`tag_column`: which column of a CoNLL file holds the tags)."""
+    def evaluate(self, data, batch_size: int = 64, tag_column: int = -1, precision: str | None = None,
+                 text_column: str | None = None, text_pair_column: str | None = None,
+                 label_column: str | None = None) -> dict:
+        """Metrics on a labeled file, dataset or list of records: the named columns, else those used in
+        training, else the usual names (`tag_column`: which column of a CoNLL file holds the tags)."""
         problem = self.task.problem
         table = read_for(problem, data, tag_column)
         known = lambda column: column if column in table.columns else None
-        columns = columns_for(problem, table, known(self.columns.text), known(self.columns.pair),
-                              known(self.columns.label))
+        columns = columns_for(problem, table, text_column or known(self.columns.text),
+                              text_pair_column or known(self.columns.pair), label_column or known(self.columns.label))
         examples = examples_for(problem, table, columns, self.label_delimiter)
-        self.task.check_known_labels(examples)
+        if note := self.task.check_known_labels(examples):
+            logger.warning(note)
         logits, encoded = self.run(examples, batch_size, precision)
         return self.task.metrics(logits, encoded)

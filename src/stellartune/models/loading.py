@@ -82,12 +82,30 @@ def load_classifier(folder: str | Path) -> torch.nn.Module:
     """A model saved by stellartune: `head.json` present means an encoder with a custom head,
     `cloze.json` a masked LM read at the [MASK] of a template (--task cloze)."""
     folder = Path(folder)
+    check_weights(folder)
     if (folder / CLOZE_FILE).exists():
         return ClozeClassifier.from_folder(folder)
-    with quiet_transformers():
-        if (folder / "head.json").exists():
-            return EncoderWithHead.from_folder(AutoModel.from_pretrained(folder), folder)
-        return AUTO_CLASSES[saved_kind(folder)].from_pretrained(folder)
+    try:
+        with quiet_transformers():
+            if (folder / "head.json").exists():
+                return EncoderWithHead.from_folder(AutoModel.from_pretrained(folder), folder)
+            return AUTO_CLASSES[saved_kind(folder)].from_pretrained(folder)
+    except (OSError, ValueError) as e:  # a missing weights file or config
+        raise StellarError(f"{folder}: cannot load the model ({loading_problem(e)})") from None
+
+
+def check_weights(folder: Path) -> None:
+    """Every weights file of a saved model readable: a truncated or overwritten copy stops here with its
+    path, not deep inside transformers (safetensors checks the header against the file's size)."""
+    from safetensors import safe_open
+
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(file), "pt"):
+                pass
+        except Exception as e:  # SafetensorError, or OSError for an unreadable file
+            raise StellarError(f"{file}: cannot read the weights ({str(e).splitlines()[0][:160]}); the file is "
+                               "damaged (truncated or overwritten): copy it again, or train again") from None
 
 
 def saved_kind(folder: Path) -> str:

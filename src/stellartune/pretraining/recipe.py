@@ -18,7 +18,7 @@ from ..models import load_tokenizer, resolve_model
 from ..models.quiet import quiet_transformers
 from ..strategies import GradualUnfreezing
 from ..training.engine import evaluate, train_model
-from ..training.recipe import prepare_run_dir, start_run
+from ..training.recipe import run_folder, start_run
 from .corpus import read_documents
 from .objectives import PretrainingModel, load_masked_lm
 from .task import PretrainingTask
@@ -38,46 +38,46 @@ def pretrain(config: PretrainConfig) -> dict:
         documents, held_out = split_documents(documents, config.eval_split, config.seed)
         say(f"held out {len(held_out)} of {len(documents) + len(held_out)} documents for evaluation "
             f"(--eval-split {config.eval_split}, seed {config.seed})")
-    run_dir = prepare_run_dir(config, accelerator)
+    with run_folder(config, accelerator) as run_dir:  # one run at a time in a folder
 
-    # ---- model and blocks
-    model_path = resolve_model(config.model)
-    tokenizer = load_tokenizer(model_path, config.trust_remote_code)
-    if tokenizer.mask_token is None:
-        raise StellarError(f"{config.model}: its tokenizer has no mask token, so it cannot be trained as a masked LM")
-    lm, new_heads = load_masked_lm(model_path, config.trust_remote_code)
-    if new_heads:
-        tied = lm.get_output_embeddings().weight is lm.get_input_embeddings().weight
-        say(f"{config.model} has no trained pretraining head: initialised {', '.join(new_heads)}"
-            + ("; the MLM decoder is tied to the input embeddings" if tied else ""))
-    task = PretrainingTask(config.masking, config.mask_prob, config.packing, config.nsp, config.sbo, config.seed)
-    train_set = task.encode(documents, tokenizer, config.max_length)
-    eval_set = task.encode(held_out, tokenizer, config.max_length, held_out=True)
-    if not len(train_set) or not len(eval_set):
-        raise StellarError(f"{describe_data(config.train)}: too little text for one training and one held-out block")
-    say(f"{len(train_set)} training and {len(eval_set)} held-out blocks of up to {config.max_length} tokens "
-        f"({describe(config)})" + (f"; {train_set.truncated} documents longer than a block were truncated"
-                                   if train_set.truncated else ""))
+        # ---- model and blocks
+        model_path = resolve_model(config.model)
+        tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+        if tokenizer.mask_token is None:
+            raise StellarError(f"{config.model}: its tokenizer has no mask token, so it cannot be trained as a masked LM")
+        lm, new_heads = load_masked_lm(model_path, config.trust_remote_code)
+        if new_heads:
+            tied = lm.get_output_embeddings().weight is lm.get_input_embeddings().weight
+            say(f"{config.model} has no trained pretraining head: initialised {', '.join(new_heads)}"
+                + ("; the MLM decoder is tied to the input embeddings" if tied else ""))
+        task = PretrainingTask(config.masking, config.mask_prob, config.packing, config.nsp, config.sbo, config.seed)
+        train_set = task.encode(documents, tokenizer, config.max_length)
+        eval_set = task.encode(held_out, tokenizer, config.max_length, held_out=True)
+        if not len(train_set) or not len(eval_set):
+            raise StellarError(f"{describe_data(config.train)}: too little text for one training and one held-out block")
+        say(f"{len(train_set)} training and {len(eval_set)} held-out blocks of up to {config.max_length} tokens "
+            f"({describe(config)})" + (f"; {train_set.truncated} documents longer than a block were truncated"
+                                       if train_set.truncated else ""))
 
-    # ---- train, evaluate, save
-    model = PretrainingModel(lm, nsp=config.nsp, sbo=config.sbo).to(accelerator.device)
-    before = evaluate(model, task, eval_set, tokenizer, config, accelerator)
-    say(f"held-out MLM loss before training: {summarise(before)}")
-    unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
-    state = train_model(model, task, train_set, eval_set, tokenizer, config, run_dir, accelerator, say, unfreezer)
-    metrics = evaluate(model, task, eval_set, tokenizer, config, accelerator)
-    say(f"held-out MLM loss after training: {summarise(metrics)}")
-    if accelerator.is_main_process:
-        with quiet_transformers():
-            lm.save_pretrained(run_dir / "model")
-            tokenizer.save_pretrained(run_dir / "model")
-        summary = {**metrics, "before": before, "best_step": state.best_step, "steps": state.step,
-                   "train_seconds": round(time.time() - started, 1)}
-        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        say(f"saved the model to {run_dir / 'model'}: fine-tune it with stellartune train --model {run_dir}")
-    accelerator.wait_for_everyone()
-    return metrics
+        # ---- train, evaluate, save
+        model = PretrainingModel(lm, nsp=config.nsp, sbo=config.sbo).to(accelerator.device)
+        before = evaluate(model, task, eval_set, tokenizer, config, accelerator)
+        say(f"held-out MLM loss before training: {summarise(before)}")
+        unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
+        state = train_model(model, task, train_set, eval_set, tokenizer, config, run_dir, accelerator, say, unfreezer)
+        metrics = evaluate(model, task, eval_set, tokenizer, config, accelerator)
+        say(f"held-out MLM loss after training: {summarise(metrics)}")
+        if accelerator.is_main_process:
+            with quiet_transformers():
+                lm.save_pretrained(run_dir / "model")
+                tokenizer.save_pretrained(run_dir / "model")
+            summary = {**metrics, "before": before, "best_step": state.best_step, "steps": state.step,
+                       "train_seconds": round(time.time() - started, 1)}
+            (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            say(f"saved the model to {run_dir / 'model'}: fine-tune it with stellartune train --model {run_dir}")
+        accelerator.wait_for_everyone()
+        return metrics
 
 
 def split_documents(documents: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:

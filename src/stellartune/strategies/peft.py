@@ -18,7 +18,7 @@ from torch import nn
 from ..errors import StellarError
 from ..models import HeadConfig, build_classifier, resolve_model
 from ..models.heads import HEAD_CONFIG_FILE, EncoderWithHead
-from ..models.loading import architecture_kind
+from ..models.loading import architecture_kind, check_weights
 from ..models.quiet import quiet_transformers
 from .layers import base_encoder, encoder_parts
 
@@ -121,6 +121,7 @@ def load_peft_classifier(folder: Path, base_model: str, task) -> nn.Module:
     """The saved adapter (and head) over a freshly loaded base model."""
     from peft import PeftModel
 
+    check_weights(folder)
     head_file = Path(folder) / HEAD_CONFIG_FILE
     head = HeadConfig(**json.loads(head_file.read_text())) if head_file.exists() else None
     base = build_classifier(resolve_model(base_model), id2label=task.id2label, problem_type=task.problem_type,

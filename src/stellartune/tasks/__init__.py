@@ -35,8 +35,8 @@ def recognised_task(table) -> str | None:
     return next((name for name, cls in PROBLEMS.items() if cls.recognises(table)), None)
 
 
-def problem_from_labels(table, label_column: str, delimiter: str) -> str:
-    """The classification task a table's label cells tell: single-label, multi-label or regression."""
+def problem_from_labels(table, label_column: str, delimiter: str) -> tuple[str, str]:
+    """The classification task a table's label cells tell (single-label, multi-label or regression), and why."""
     return ClassificationTask.problem_from_labels(table, label_column, delimiter)
 
 

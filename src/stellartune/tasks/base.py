@@ -26,6 +26,13 @@ class Task:
     head_description = "new classification head"  # for the log: what is trained on top of the encoder
     pipeline_task = "text-classification"  # the transformers pipeline that loads the saved model
     lower_is_better: frozenset[str] = frozenset()  # metrics where lower wins (mse, loss, ...); the rest: higher
+    input_names = ("texts", "text_pairs")  # what a served request calls its inputs (`stellartune serve`)
+    needs_pairs = False  # every input needs a second text, whatever the training columns (QA: a context)
+
+    @property
+    def prediction_fields(self) -> dict[str, object]:
+        """Each field `predictions` returns, with its type: the served response schema."""
+        raise NotImplementedError
 
     def improves(self, metric: str, value: float, best: float | None) -> bool:
         """Whether `value` of `metric` beats the best so far (None: no evaluation yet)."""
@@ -58,6 +65,12 @@ class Task:
         return build_examples(table, columns, "single", delimiter, need_label)
 
     @classmethod
+    def label_names(cls, label) -> set[str]:
+        """The names in one example's label that the model needs an output for to score it; a held-out
+        split keeps examples whose names no other example has in training. Default: none."""
+        return set()
+
+    @classmethod
     def stratified_split(cls, problem: str) -> bool:
         """Whether a held-out split keeps each label's share (single-label classes)."""
         return False
@@ -74,8 +87,10 @@ class Task:
                                 dropout=config.dropout, trust_remote_code=config.trust_remote_code,
                                 kind=self.model_kind)
 
-    def check_known_labels(self, examples: Examples) -> None:
-        """Evaluation labels the model has an output for; default: nothing to check."""
+    def check_known_labels(self, examples: Examples) -> str | None:
+        """Evaluation labels the model has no output for: raise when they cannot be scored, else a one-line
+        note of how they count. Default: nothing to check."""
+        return None
 
     def prior_bias(self, targets: torch.Tensor) -> torch.Tensor | None:
         """An output bias that starts the new head at the training prior; default: none."""

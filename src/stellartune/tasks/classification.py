@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..data.encoded import Encoded
 from ..data.examples import Examples, build_examples, label_kind_of
-from ..errors import StellarError
+from ..errors import StellarError, some
 from ..evaluation.metrics import (
     best_threshold,
     multi_label_metrics,
@@ -66,29 +66,41 @@ class ClassificationTask(Task):
         return build_examples(table, columns, LABEL_KINDS.get(problem, "single"), delimiter, need_label)
 
     @classmethod
-    def problem_from_labels(cls, table, label_column: str, delimiter: str) -> str:
-        """classification, multi-label or regression, as the label cells look (--task auto)."""
-        kind = label_kind_of(table, label_column, delimiter)
-        return next(problem for problem, problem_kind in LABEL_KINDS.items() if problem_kind == kind)
+    def problem_from_labels(cls, table, label_column: str, delimiter: str) -> tuple[str, str]:
+        """classification, multi-label or regression, as the label cells look (--task auto), and why."""
+        kind, why = label_kind_of(table, label_column, delimiter)
+        return next(problem for problem, problem_kind in LABEL_KINDS.items() if problem_kind == kind), why
 
     @classmethod
     def stratified_split(cls, problem: str) -> bool:
         return problem == "classification"
 
     @property
+    def prediction_fields(self) -> dict[str, object]:
+        if self.problem == "regression":
+            return {"score": float}
+        if self.problem == "multi-label":
+            return {"labels": list[str], "scores": dict[str, float]}
+        return {"label": str, "score": float, "scores": dict[str, float]}
+
+    @property
     def problem_type(self) -> str:
         return PROBLEM_TYPES[self.problem]
+
+    @classmethod
+    def label_names(cls, label) -> set[str]:
+        return {label} if isinstance(label, str) else set(label) if isinstance(label, list) else set()
 
     def check_known_labels(self, examples: Examples) -> None:
         """Eval labels must have been seen in training: the model has no output for new ones."""
         if self.problem == "regression" or examples.labels is None:
-            return
+            return None
         known = set(self.labels)
         for position, value in zip(examples.positions, examples.labels):
-            for label in value if self.problem == "multi-label" else [value]:
-                if label is not None and label not in known:
-                    raise StellarError(f'{position}, column "{examples.columns.label}": label {label!r} never seen '
-                                       f"in training (training labels: {', '.join(self.labels[:20])})")
+            for label in self.label_names(value) - known:
+                raise StellarError(f'{position}, column "{examples.columns.label}": label {label!r} never seen '
+                                   f"in training (training labels: {some(self.labels)})")
+        return None
 
     # --- data ----------------------------------------------------------------------------
     def encode(self, examples: Examples, tokenizer, max_length: int) -> Encoded:

@@ -74,6 +74,9 @@ class Span:
 class QuestionAnsweringTask(Task):
     name = "qa"
     problem = "qa"
+    input_names = ("questions", "contexts")
+    needs_pairs = True
+    prediction_fields = {"answer": str, "start": int | None, "end": int | None, "score": float}
     model_kind = "qa"  # start and end logits per token: AutoModelForQuestionAnswering
     one_output_per_text = False
     default_max_length = 384  # contexts are paragraphs: run_qa.py's 384 rather than a sentence's 128

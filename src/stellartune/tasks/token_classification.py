@@ -10,7 +10,9 @@ encoded separately and joined again, so no word is ever cut off.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
+from typing_extensions import TypedDict  # pydantic reads it on Python < 3.12 (served response schema)
 
 import torch
 import torch.nn.functional as F
@@ -26,11 +28,19 @@ from ..data.token_examples import (
     resolve_token_columns,
     split_words,
 )
-from ..errors import StellarError
+from ..errors import StellarError, some
 from ..evaluation.metrics import entity_metrics
 from .base import Task
 
 IGNORE = -100  # label of positions outside the loss (special tokens, padding, later subwords)
+
+
+class Entity(TypedDict):
+    text: str
+    label: str
+    start: int  # characters in the input text
+    end: int
+    score: float
 
 
 @dataclass
@@ -48,6 +58,7 @@ class TokenClassificationTask(Task):
     head_description = "new token-classification head"
     pipeline_task = "token-classification"
     primary_metric = "f1"
+    prediction_fields = {"entities": list[Entity], "tags": list[str]}
 
     def __init__(self, labels: list[str], subword_labels: str = "first"):
         self.labels = labels
@@ -80,12 +91,20 @@ class TokenClassificationTask(Task):
                                "a tagger needs at least one entity type")
         return cls(["O"] + [f"{prefix}-{kind}" for kind in kinds for prefix in "BI"], subword_labels)
 
-    def check_known_labels(self, examples: Examples) -> None:
-        for position, tags in zip(examples.positions, examples.labels or []):
-            unknown = [tag for tag in tags if tag not in self.index]
-            if unknown:
-                raise StellarError(f"{position}: tag {unknown[0]!r} never seen in training "
-                                   f"(training tags: {', '.join(self.labels)})")
+    @classmethod
+    def label_names(cls, label) -> set[str]:
+        """The entity types of a sentence's tags."""
+        return {split_tag(tag)[1] for tag in label} - {""} if isinstance(label, list) else set()
+
+    def check_known_labels(self, examples: Examples) -> str | None:
+        """Gold entities of a type the model never saw are scored as missed, as conlleval does; the note
+        counts them."""
+        known = {split_tag(label)[1] for label in self.labels}
+        unseen = Counter(kind for tags in examples.labels or [] for kind, _, _ in entities(tags) if kind not in known)
+        if not unseen:
+            return None
+        return (f"{sum(unseen.values())} gold entit{'y' if sum(unseen.values()) == 1 else 'ies'} of a type never seen "
+                f"in training ({some(f'{kind}: {n}' for kind, n in unseen.most_common())}) count as missed")
 
     # --- data ----------------------------------------------------------------------------
     def prepare(self, texts: list[str], pairs: list[str] | None, columns) -> Examples:
@@ -98,6 +117,9 @@ class TokenClassificationTask(Task):
         return replace(examples, words=[w for w, _ in words], offsets=[o for _, o in words])
 
     def encode(self, examples: Examples, tokenizer, max_length: int) -> Encoded:
+        # gold tags the model has no output for (types never seen in training) get ids after its labels
+        gold_only = sorted({tag for tags in examples.labels or [] for tag in tags} - set(self.labels))
+        index = {**self.index, **{tag: len(self.labels) + i for i, tag in enumerate(gold_only)}}
         budget = max_length - tokenizer.num_special_tokens_to_add()
         counts = tokenizer(examples.words, is_split_into_words=True, add_special_tokens=False)
         features, windows, targets, split = [], [], [], 0
@@ -115,29 +137,30 @@ class TokenClassificationTask(Task):
                 starts = [word_ids.index(w) if w in word_ids else None for w in range(last - first)]
                 windows.append(Window(example, first, starts))
                 if examples.labels is not None:
-                    targets.append(self.subword_targets(examples.labels[example][first:last], word_ids))
+                    targets.append(self.subword_targets(examples.labels[example][first:last], word_ids, index))
         padded = None
         if targets:
             padded = torch.full((len(targets), max(map(len, targets))), IGNORE)
             for row, labels in enumerate(targets):
                 padded[row, : len(labels)] = torch.tensor(labels)
         return Encoded(features, [len(f["input_ids"]) for f in features], padded, truncated=0,
-                       windows=windows, split=split)
+                       windows=windows, split=split, target_names=self.labels + gold_only)
 
-    def subword_targets(self, tags: list[str], word_ids: list[int | None]) -> list[int]:
+    def subword_targets(self, tags: list[str], word_ids: list[int | None], index: dict[str, int]) -> list[int]:
         labels, previous = [], None
         for word in word_ids:
             if word is None or (word == previous and self.subword_labels == "first"):
                 labels.append(IGNORE)
             elif word == previous:  # a later piece of the word: inside the entity, never its start
-                labels.append(self.index[tags[word].replace("B-", "I-", 1)])
+                labels.append(index[tags[word].replace("B-", "I-", 1)])
             else:
-                labels.append(self.index[tags[word]])
+                labels.append(index[tags[word]])
             previous = word
         return labels
 
     def word_tags(self, position_labels: torch.Tensor, encoded: Encoded, scores: torch.Tensor | None = None):
         """Per sentence, the tag (and score) each word's first subword carries; windows joined again."""
+        names = encoded.target_names or self.labels
         sentences: dict[int, list] = {}
         for row, window in enumerate(encoded.windows):
             tags = sentences.setdefault(window.example, [])
@@ -146,7 +169,7 @@ class TokenClassificationTask(Task):
                     tags.append(("O", 1.0))
                 else:
                     label = int(position_labels[row, start])
-                    tags.append((self.labels[label], float(scores[row, start]) if scores is not None else 1.0))
+                    tags.append((names[label], float(scores[row, start]) if scores is not None else 1.0))
         return [sentences[i] for i in sorted(sentences)]
 
     # --- training and evaluation -----------------------------------------------------------------

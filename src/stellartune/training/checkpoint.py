@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import torch
@@ -19,10 +20,14 @@ from ..atomic import atomic_folder
 PREFIX = "step-"
 
 
+class BrokenCheckpoint(Exception):
+    """A checkpoint with a file that is missing or cannot be read (truncated, zeroed, overwritten)."""
+
+
 def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, state: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{PREFIX}{step:08d}"
-    with atomic_folder(final, folder / f".tmp-{PREFIX}{step:08d}") as tmp:
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_folder(final, folder / f".tmp-{PREFIX}{step:08d}", checkpoint_megabytes(model, optimizer)) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": torch.get_rng_state(),
@@ -32,24 +37,55 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, state:
     return final
 
 
+def checkpoint_megabytes(model, optimizer) -> float:
+    """Weights plus optimizer state (AdamW: two moments per trained parameter), as saved."""
+    tensors = list(model.state_dict().values()) + [value for state in optimizer.state.values()
+                                                    for value in state.values() if torch.is_tensor(value)]
+    return sum(t.numel() * t.element_size() for t in tensors) / 1e6
+
+
+def checkpoints_newest_first(folder: Path) -> list[Path]:
+    """Complete checkpoints (a write cut short is still a .tmp- folder and never listed)."""
+    return sorted(folder.glob(f"{PREFIX}*"), reverse=True) if folder.exists() else []
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
-    complete = sorted(folder.glob(f"{PREFIX}*")) if folder.exists() else []
-    return complete[-1] if complete else None
+    return next(iter(checkpoints_newest_first(folder)), None)
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
-    load_model(model, str(path / "model.safetensors"))
-    saved = torch.load(path / "training_state.pt", weights_only=True)
+    """Load weights, optimizer, schedule and RNG; the loop's counters are returned. Every file is read
+    before any state changes, except the weights, which safetensors checks before it copies them."""
+    state = read_part(path / "state.json", lambda file: json.loads(file.read_text()))
+    saved = read_part(path / "training_state.pt", read_torch_file)
+    load_weights(path, model)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     torch.set_rng_state(saved["rng"])
     if saved["cuda_rng"]:
         torch.cuda.set_rng_state_all(saved["cuda_rng"])
-    return json.loads((path / "state.json").read_text())
+    return state
 
 
 def load_weights(path: Path, model) -> None:
-    load_model(model, str(path / "model.safetensors"))
+    read_part(path / "model.safetensors", lambda file: load_model(model, str(file)))
+
+
+def read_torch_file(file: Path) -> dict:
+    if not zipfile.is_zipfile(file):  # torch's own message for this speaks of a legacy format
+        raise ValueError("not a complete torch archive")
+    return torch.load(file, weights_only=True)
+
+
+def read_part(file: Path, read):
+    """`read(file)`, or BrokenCheckpoint saying which file and why."""
+    if not file.exists():
+        raise BrokenCheckpoint(f"{file.name} is missing")
+    try:
+        return read(file)
+    except Exception as e:  # safetensors, torch's zip reader and json fail on damage with many types
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BrokenCheckpoint(f"{file.name} cannot be read ({reason[:100]})") from None
 
 
 def prune_checkpoints(folder: Path, keep: set[Path]) -> None:

@@ -22,11 +22,12 @@ from tqdm.auto import tqdm
 
 from ..batching.batches import batch_inputs, shard, training_batches
 from ..batching.logits import compute_logits
-from ..errors import StellarError
+from ..errors import StellarError, some
 from ..models.inputs import accepted_inputs, forward_logits
 from ..strategies import GradualUnfreezing, train_mode
 from .checkpoint import (
-    latest_checkpoint,
+    BrokenCheckpoint,
+    checkpoints_newest_first,
     load_checkpoint,
     load_weights,
     prune_checkpoints,
@@ -153,20 +154,41 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
             break
     progress.close()
     if config.restore_best and state.best_checkpoint and state.best_step != state.step:
-        load_weights(Path(state.best_checkpoint), accelerator.unwrap_model(model))
-        say(f"restored the best checkpoint (step {state.best_step}, {metric_name(config, task)} = {state.best_metric:.4f})")
+        restore_best(model, state, accelerator, metric_name(config, task), say)
     accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # drop prepare's autocast: from here it runs as saved
     return state
 
 
+def restore_best(model, state: LoopState, accelerator, metric: str, say) -> None:
+    try:
+        load_weights(Path(state.best_checkpoint), accelerator.unwrap_model(model))
+    except BrokenCheckpoint as e:  # damaged since it was written: the final weights are kept, and said so
+        say(f"kept the final weights: the best checkpoint ({state.best_checkpoint}) is damaged: {e}")
+        return
+    say(f"restored the best checkpoint (step {state.best_step}, {metric} = {state.best_metric:.4f})")
+
+
 def resumed_state(config, checkpoints: Path, model, optimizer, scheduler, accelerator, plan, say) -> LoopState:
-    """A fresh state, or with --resume the newest checkpoint's (weights, optimizer, schedule and RNG loaded)."""
-    last = latest_checkpoint(checkpoints) if config.resume else None
-    if not last:
+    """A fresh state, or with --resume the newest intact checkpoint's (weights, optimizer, schedule and RNG
+    loaded); a damaged one is skipped with its reason, and none intact stops the run."""
+    if not config.resume:
         return LoopState()
-    state = LoopState(**load_checkpoint(last, accelerator.unwrap_model(model), optimizer, scheduler))
-    say(f"resumed from {last} (step {state.step} of {plan.total_steps})")
-    return state
+    found = checkpoints_newest_first(checkpoints)
+    if not found:
+        say(f"--resume: no checkpoint in {checkpoints}; training from the start")
+        return LoopState()
+    damaged = []
+    for path in found:
+        try:
+            state = LoopState(**load_checkpoint(path, accelerator.unwrap_model(model), optimizer, scheduler))
+        except (BrokenCheckpoint, TypeError) as e:  # TypeError: state.json without the loop's fields
+            damaged.append(f"{path.name}: {e}")
+            say(f"skipped the checkpoint {path}: {e}")
+            continue
+        say(f"resumed from {path} (step {state.step} of {plan.total_steps})")
+        return state
+    raise StellarError(f"{checkpoints}: no intact checkpoint to resume from ({some(damaged, 2)}); delete that folder "
+                       "to train from the start")
 
 
 def optimizer_steps(model, task, train_set, tokenizer, accepted: set[str], optimizer, scheduler, config, accelerator,

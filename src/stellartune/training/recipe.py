@@ -5,10 +5,12 @@ Read this file to know what `stellartune train` does; every step is a call into 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +22,7 @@ from transformers import set_seed
 from ..batching.logits import compute_logits
 from ..config import TrainConfig
 from ..data import split_examples
-from ..errors import StellarError
+from ..errors import StellarError, some
 from ..evaluation.report import metrics_report
 from ..inference.precision import inference_autocast, resolve_precision
 from ..inference.predictor import FineTunedModel
@@ -50,6 +52,7 @@ from ..tasks import (
 from .checkpoint import latest_checkpoint
 from .engine import train_model
 from .model_card import write_model_card
+from .run_lock import run_lock
 
 logger = logging.getLogger("stellartune")
 
@@ -57,41 +60,45 @@ def fit(config: TrainConfig) -> FineTunedModel:
     started = time.time()
     accelerator, say = start_run(config)
     config, columns, train_examples, eval_examples = read_data(config, say)
-    run_dir = prepare_run_dir(config, accelerator)  # after the data checks: bad input leaves no run folder
+    # locked against a second run for the whole run; after the data checks: bad input leaves no run folder
+    with run_folder(config, accelerator) as run_dir:
+        task = task_for(config.task, train_examples, config)
+        if note := task.check_known_labels(eval_examples):
+            say(note)
+        model_path = resolve_model(config.model)
+        tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+        model = build_model(task, model_path, tokenizer, config, say)
+        train_set, eval_set = encode(task, tokenizer, train_examples, eval_examples, config, say)
+        start_at_the_prior(model, task, train_set)
 
-    task = task_for(config.task, train_examples, config)
-    task.check_known_labels(eval_examples)
-    model_path = resolve_model(config.model)
-    tokenizer = load_tokenizer(model_path, config.trust_remote_code)
-    model = build_model(task, model_path, tokenizer, config, say)
-    train_set, eval_set = encode(task, tokenizer, train_examples, eval_examples, config, say)
-    start_at_the_prior(model, task, train_set)
+        # ---- transfer strategy: what trains, at which rate, on what
+        model = apply_strategy(model, config).to(accelerator.device)
+        trained, train_input, eval_input = training_inputs(model, task, train_set, eval_set, tokenizer, model_path,
+                                                           config, accelerator, say)
+        unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
+        state = train_model(trained, task, train_input, eval_input, tokenizer, config, run_dir, accelerator, say, unfreezer)
 
-    # ---- transfer strategy: what trains, at which rate, on what
-    model = apply_strategy(model, config).to(accelerator.device)
-    trained, train_input, eval_input = training_inputs(model, task, train_set, eval_set, tokenizer, model_path,
-                                                       config, accelerator, say)
-    unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
-    state = train_model(trained, task, train_input, eval_input, tokenizer, config, run_dir, accelerator, say, unfreezer)
-
-    model = merge(model) if config.merge else model
-    result = FineTunedModel(model, tokenizer, task, config.max_length, columns, config.label_delimiter, config.model,
-                            run_dir=run_dir, strategy=strategy_record(config), precision=config.precision)
-    finish_run(result, config, eval_set, eval_examples, state, time.time() - started, accelerator, say)
-    return result
+        model = merge(model) if config.merge else model
+        result = FineTunedModel(model, tokenizer, task, config.max_length, columns, config.label_delimiter, config.model,
+                                run_dir=run_dir, strategy=strategy_record(config), precision=config.precision)
+        finish_run(result, config, eval_set, eval_examples, state, time.time() - started, accelerator, say)
+        return result
 
 
 def read_data(config: TrainConfig, say):
     """The settings with the task settled, the columns, and training and evaluation examples
     (a seeded split of the training data when no --eval is given)."""
-    problem, columns, train_examples, eval_examples = read_examples(config)
+    problem, why, columns, train_examples, eval_examples = read_examples(config)
     config = config.with_task(problem, task_class(problem).default_max_length)  # the defaults that depend on it
     if eval_examples is None:
-        train_examples, eval_examples = split_examples(train_examples, config.eval_split, config.seed,
-                                                       stratify=task_class(problem).stratified_split(problem))
+        train_examples, eval_examples, kept = split_examples(
+            train_examples, config.eval_split, config.seed, stratify=task_class(problem).stratified_split(problem),
+            names_of=task_class(problem).label_names)
         say(f"held out {len(eval_examples)} of {len(train_examples) + len(eval_examples)} training rows for evaluation "
-            f"(--eval-split {config.eval_split}, seed {config.seed})")
-    say(f"task: {problem}{' (sentence pairs)' if columns.pair else ''}; columns: {columns.describe()}; "
+            f"(--eval-split {config.eval_split}, seed {config.seed})" + (
+                f"; examples of {len(kept)} label(s) too rare to hold out stay in training ({some(kept, 4)})"
+                if kept else ""))
+    say(f"task: {problem}{' (sentence pairs)' if columns.pair else ''}, {why}; columns: {columns.describe()}; "
         f"{len(train_examples)} training and {len(eval_examples)} evaluation examples")
     return config, columns, train_examples, eval_examples
 
@@ -184,22 +191,24 @@ def custom_head(config: TrainConfig, task) -> HeadConfig | None:
 
 
 def read_examples(config: TrainConfig):
-    """(task, columns, training examples, evaluation examples or None) from --train / --eval."""
+    """(task, why that task, columns, training examples, evaluation examples or None) from --train / --eval."""
     if config.train is None:
         raise StellarError("--train is required: a CSV/TSV/JSON/JSONL/Parquet/CoNLL file or a dataset")
     table = read_for(config.task, config.train, config.tag_column)
-    problem = config.task
+    problem, why = config.task, "as --task says"
     if problem == "auto":
-        problem = recognised_task(table)
+        problem, why = recognised_task(table), "as the data's columns show"
     columns = columns_for(problem, table, config.text_column, config.text_pair_column,
                           config.label_column)
-    problem = problem or problem_from_labels(table, columns.label, config.label_delimiter)
+    if problem is None:
+        problem, why = problem_from_labels(table, columns.label, config.label_delimiter)
     train_examples = examples_for(problem, table, columns, config.label_delimiter)
     if config.eval is None:
-        return problem, columns, train_examples, None
+        return problem, why, columns, train_examples, None
     eval_table = read_for(problem, config.eval, config.tag_column)
     eval_columns = columns_for(problem, eval_table, columns.text, columns.pair, columns.label)
-    return problem, columns, train_examples, examples_for(problem, eval_table, eval_columns, config.label_delimiter)
+    eval_examples = examples_for(problem, eval_table, eval_columns, config.label_delimiter)
+    return problem, why, columns, train_examples, eval_examples
 
 
 def no_accelerator() -> bool:
@@ -213,18 +222,20 @@ def mixed_precision(precision: str) -> str:
     return "no" if resolved == "fp32" else resolved
 
 
-def prepare_run_dir(config: TrainConfig, accelerator) -> Path:
+@contextlib.contextmanager
+def run_folder(config, accelerator) -> Iterator[Path]:
+    """The run folder, locked for the block (one run at a time), with the settings saved in it."""
     run_dir = Path(config.output)
-    if not config.resume and latest_checkpoint(run_dir / "checkpoints"):
-        raise StellarError(f"{run_dir}: holds checkpoints of an interrupted run; add --resume to continue it, "
-                           "or choose another --output")
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not config.resume:
-            (run_dir / "log.jsonl").unlink(missing_ok=True)
-        config.save(run_dir / "config.yaml")
-    accelerator.wait_for_everyone()
-    return run_dir
+    with run_lock(run_dir, enabled=accelerator.is_main_process):
+        if not config.resume and latest_checkpoint(run_dir / "checkpoints"):
+            raise StellarError(f"{run_dir}: holds checkpoints of an interrupted run; add --resume to continue it, "
+                               "or choose another --output")
+        if accelerator.is_main_process:
+            if not config.resume:
+                (run_dir / "log.jsonl").unlink(missing_ok=True)
+            config.save(run_dir / "config.yaml")
+        accelerator.wait_for_everyone()
+        yield run_dir
 
 
 def write_run(result: FineTunedModel, config: TrainConfig, eval_examples, predictions, state, seconds: float):

@@ -1,0 +1,228 @@
+"""`stellartune serve`: a real server process on a free loopback port, serving real MiniLM models
+trained on slices of the shared data. Its answers equal `stellartune predict`'s on the same texts."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import data_file, tsv_slice
+
+import stellartune
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port: int, method: str, path: str, body=None, headers: dict | None = None, timeout: float = 300):
+    """(status, headers, parsed JSON or text) of one HTTP request; `body` a dict (sent as JSON) or bytes."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+    connection.request(method, path, body=data, headers={"content-type": "application/json", **(headers or {})})
+    response = connection.getresponse()
+    raw = response.read().decode()
+    connection.close()
+    kind = response.getheader("content-type", "")
+    return response.status, dict(response.getheaders()), json.loads(raw) if "json" in kind else raw
+
+
+@contextlib.contextmanager
+def server(run: Path, log: Path, *flags: str):
+    port = free_port()
+    with open(log, "w") as handle:
+        process = subprocess.Popen([sys.executable, "-m", "stellartune.cli", "serve", str(run), "--port", str(port),
+                                    *flags], stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(2400):  # polls every 0.05 s: a guard against hanging, not a speed check
+            assert process.poll() is None, log.read_text()
+            with contextlib.suppress(OSError):
+                if request(port, "GET", "/ready", timeout=2)[0] == 200:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the server never became ready:\n{log.read_text()}")
+        yield port, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def fit_fp32(folder: Path, name: str, train, **settings) -> Path:
+    """A short fp32 run: served and predicted results then agree to float rounding, whatever the batching."""
+    stellartune.fit(train=str(train), output=str(folder / name), max_steps=6, batch_size=16, precision="fp32",
+                    progress=False, **settings)
+    return folder / name
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("served")
+    squad = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())
+    (folder / "squad.json").write_text(json.dumps({"version": "1.1", "data": squad["data"][10:11]}))
+    return {
+        "classification": fit_fp32(folder, "sst2", tsv_slice(data_file("sst2/train.tsv"), folder / "sst2.tsv", 300)),
+        "pairs": fit_fp32(folder, "mrpc", tsv_slice(data_file("mrpc/train.tsv"), folder / "mrpc.tsv", 300)),
+        "multi-label": fit_fp32(folder, "goemotions", tsv_slice(data_file("goemotions/train.tsv"),
+                                                                 folder / "goemotions.tsv", 400, start=1)),
+        "ner": fit_fp32(folder, "ner", data_file("conll2003/valid.txt"), max_length=64),
+        "qa": fit_fp32(folder, "qa", folder / "squad.json", max_length=192),
+    }
+
+
+def inputs(kind: str) -> tuple[dict, list[str], list[str] | None]:
+    """The request body for 5 real examples of each kind, and its texts and second texts."""
+    if kind == "pairs":
+        rows = [line.split("\t") for line in data_file("mrpc/dev.tsv").read_text().splitlines()[1:6]]
+        texts, pairs = [r[3].strip() for r in rows], [r[4].strip() for r in rows]
+        return {"texts": texts, "text_pairs": pairs}, texts, pairs
+    if kind == "qa":
+        paragraph = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())["data"][2]["paragraphs"][0]
+        questions, contexts = [q["question"] for q in paragraph["qas"][:5]], [paragraph["context"]] * 5
+        return {"questions": questions, "contexts": contexts}, questions, contexts
+    source = {"classification": "sst2/dev.tsv", "multi-label": "goemotions/dev.tsv", "ner": "sst2/dev.tsv"}[kind]
+    texts = [line.split("\t")[0].strip() for line in data_file(source).read_text().splitlines()[1:6]]
+    if kind == "ner":
+        texts = ["Peter Blackburn met officials of the European Union in Brussels.", *texts[:4]]
+    return {"texts": texts}, texts, None
+
+
+def cli_predictions(run: Path, texts: list[str], pairs: list[str] | None, folder: Path) -> list[dict]:
+    """What `stellartune predict` writes for these inputs, from the kind of file a user would give it."""
+    model = stellartune.load(run)
+    if pairs is None:
+        source = folder / "inputs.txt"
+        source.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    else:
+        source = folder / "inputs.jsonl"
+        source.write_text("".join(json.dumps({model.columns.text: t, model.columns.pair or "context": p}) + "\n"
+                                  for t, p in zip(texts, pairs)), encoding="utf-8")
+    out = folder / "predictions.jsonl"
+    subprocess.run([sys.executable, "-m", "stellartune.cli", "predict", "--model", str(run), "--input", str(source),
+                    "--output", str(out)], check=True, capture_output=True)
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def assert_same(served, predicted, path="") -> None:
+    """Equal, floats to 1e-5 (the server batches differently; fp32 rounding differs in the last digits)."""
+    if isinstance(predicted, float):
+        assert served == pytest.approx(predicted, abs=1e-5), path
+    elif isinstance(predicted, dict):
+        assert served.keys() == predicted.keys(), path
+        for key in predicted:
+            assert_same(served[key], predicted[key], f"{path}.{key}")
+    elif isinstance(predicted, list):
+        assert len(served) == len(predicted), path
+        for i, (a, b) in enumerate(zip(served, predicted)):
+            assert_same(a, b, f"{path}[{i}]")
+    else:
+        assert served == predicted, path
+
+
+@pytest.mark.parametrize("kind", ["classification", "pairs", "multi-label", "ner", "qa"])
+def test_served_predictions_equal_stellartune_predict(runs, tmp_path, kind):
+    body, texts, pairs = inputs(kind)
+    with server(runs[kind], tmp_path / "server.log") as (port, _):
+        status, headers, answer = request(port, "POST", "/predict", body)
+        schema = request(port, "GET", "/openapi.json")[2]["components"]["schemas"]
+    assert status == 200, answer
+    assert_same(answer["predictions"], cli_predictions(runs[kind], texts, pairs, tmp_path))
+    assert set(schema["PredictRequest"]["properties"]) == set(body)  # /docs describes this model's inputs ...
+    assert set(schema["Prediction"]["properties"]) == set(answer["predictions"][0])  # ... and outputs
+    assert headers["x-request-id"] in (tmp_path / "server.log").read_text()  # one log line per request, with its id
+
+
+BAD_REQUESTS = [  # body, status, what the one-line error must say
+    (b'{"texts": ["a good film"', 422, "the body is not valid JSON"),
+    ({"texts": "a good film"}, 422, "texts: Input should be a valid list"),
+    ({"texts": ["fine", 3]}, 422, "texts[1]: Input should be a valid string"),
+    ({"texts": []}, 422, "texts: List should have at least 1 item"),
+    ({"sentences": ["fine"]}, 422, "texts: missing"),
+    ({"texts": ["fine", "   "]}, 422, "texts[1]: empty text"),
+    ({"texts": ["fine"] * 257}, 413, "texts: 257 items; the limit is 256 per request (--max-texts)"),
+    ({"texts": ["fine", "x" * 20_001]}, 413, "texts[1]: 20,001 characters; the limit is 20,000 (--max-chars)"),
+    ({"texts": ["x" * 10_000] * 101}, 413, "request body over 1,000,000 bytes (--max-body-bytes)"),
+]
+
+
+def test_bad_requests_get_a_4xx_naming_the_field_or_limit_and_the_server_keeps_serving(runs, tmp_path):
+    good = {"texts": ["A truly brilliant film."]}
+    with server(runs["classification"], tmp_path / "server.log") as (port, _):
+        expected = request(port, "POST", "/predict", good)[2]
+        for body, status, message in BAD_REQUESTS:
+            got_status, headers, answer = request(port, "POST", "/predict", body, {"x-request-id": "bad-1"})
+            assert (got_status, answer["error"]) == (status, answer["error"]), answer
+            assert message in answer["error"] and "\n" not in answer["error"], answer
+            assert answer["request_id"] == headers["x-request-id"] == "bad-1"
+            assert request(port, "POST", "/predict", good)[2] == expected  # the next valid request succeeds
+        metrics = request(port, "GET", "/metrics")[2]
+    assert 'stellartune_request_errors_total{route="/predict",status="413"} 3.0' in metrics
+    assert 'stellartune_request_errors_total{route="/predict",status="422"} 6.0' in metrics
+    assert f'stellartune_requests_total{{route="/predict",status="200"}} {len(BAD_REQUESTS) + 1}.0' in metrics
+
+
+def test_concurrent_requests_each_get_exactly_their_own_answers(runs, tmp_path):
+    sentences = [line.split("\t")[0] for line in data_file("sst2/dev.tsv").read_text().splitlines()[1:]]
+    bodies, start = [], 0
+    for i in range(64):  # 64 requests of 1 to 8 distinct sentences
+        size = 1 + (i * 5) % 8
+        bodies.append({"texts": sentences[start : start + size]})
+        start += size
+    texts = sentences[:start]
+    expected = dict(zip(texts, stellartune.load(runs["classification"]).predict(texts)))
+    assert len(expected) == len(texts)  # distinct sentences: an answer is matched by its content
+    with server(runs["classification"], tmp_path / "server.log", "--max-wait-ms", "20") as (port, _):
+        with ThreadPoolExecutor(64) as pool:
+            answers = list(pool.map(lambda body: request(port, "POST", "/predict", body), bodies))
+        metrics = request(port, "GET", "/metrics")[2]
+    for body, (status, _, answer) in zip(bodies, answers):
+        assert status == 200, answer
+        assert [p["text"] for p in answer["predictions"]] == body["texts"]  # its own texts, in its order ...
+        for prediction in answer["predictions"]:  # ... with the predictions of those texts
+            assert prediction["label"] == expected[prediction["text"]]["label"]
+            assert prediction["score"] == pytest.approx(expected[prediction["text"]]["score"], abs=1e-5)
+    forward_passes = float(metrics.split("stellartune_batch_texts_count ")[1].split()[0])
+    assert forward_passes < 64  # requests were gathered into shared forward passes
+
+
+def test_sigterm_finishes_the_requests_in_flight(runs, tmp_path):
+    sentences = [line.split("\t")[0] for line in data_file("sst2/train.tsv").read_text().splitlines()[1:2049]]
+    bodies = [{"texts": sentences[i : i + 64]} for i in range(0, 2048, 64)]
+    with server(runs["classification"], tmp_path / "server.log") as (port, process):
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            pending = [pool.submit(request, port, "POST", "/predict", body) for body in bodies]
+            time.sleep(1.0)  # all sent; 2,048 texts take the model several seconds
+            assert not all(f.done() for f in pending), "every request finished before SIGTERM: nothing was in flight"
+            process.send_signal(signal.SIGTERM)
+            answers = [f.result() for f in pending]
+        # uvicorn shuts down gracefully, then re-raises the signal so the exit status says what stopped it
+        assert process.wait(timeout=120) in (0, -signal.SIGTERM)
+    for body, (status, _, answer) in zip(bodies, answers):
+        assert status == 200, answer
+        assert [p["text"] for p in answer["predictions"]] == body["texts"]
+    log = (tmp_path / "server.log").read_text()
+    assert log.index("Shutting down") < log.index("Finished server process"), log
+
+
+def test_health_ready_and_a_wrong_model_path(runs, tmp_path):
+    with server(runs["classification"], tmp_path / "server.log") as (port, _):
+        assert request(port, "GET", "/health")[:3:2] == (200, {"status": "ok"})
+        status, _, ready = request(port, "GET", "/ready")
+    assert status == 200 and ready["ready"] is True and ready["labels"] == ["0", "1"]
+    wrong = subprocess.run([sys.executable, "-m", "stellartune.cli", "serve", str(tmp_path / "nothing")],
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and wrong.stderr.startswith(f"error: {tmp_path / 'nothing'}: not a stellartune model")
