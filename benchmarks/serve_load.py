@@ -130,7 +130,7 @@ def main() -> None:
             with server(model, Path(scratch) / "server.log", *flags) as port:
                 drive(port, 4, 40, sentences)  # warm-up: first forward passes, thread pools
                 results[mode] = [drive(port, clients, args.requests, sentences) for clients in levels]
-    print(f"| serving | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | texts per forward pass |")
+    print("| serving | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | texts per forward pass |")
     print("|---|---|---|---|---|---|---|---|")
     for mode, rows in results.items():
         for r in rows:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing_extensions import TypedDict  # pydantic reads it on Python < 3.12 (served response schema)
 
 import torch
 import torch.nn.functional as F
+from typing_extensions import TypedDict  # pydantic reads it on Python < 3.12 (served response schema)
 
 from ..data.encoded import Encoded
 from ..data.examples import Columns, Examples
