@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -78,3 +79,45 @@ def imdb_reviews(split: str, per_label: int) -> list[tuple[str, str]]:
                 if not any(wanted.values()):
                     break
     return reviews
+
+
+def fit_fp32(folder: Path, name: str, train, **settings) -> Path:
+    """A short fp32 run: served and predicted results then agree to float rounding, whatever the batching."""
+    import stellartune
+
+    stellartune.fit(train=str(train), output=str(folder / name), max_steps=6, batch_size=16, precision="fp32",
+                    progress=False, **settings)
+    return folder / name
+
+
+@pytest.fixture(scope="session")
+def short_runs(tmp_path_factory) -> dict[str, Path]:
+    """Short fp32 runs of each kind of model a user serves or exports, on slices of the real data."""
+    folder = tmp_path_factory.mktemp("served")
+    squad = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())
+    (folder / "squad.json").write_text(json.dumps({"version": "1.1", "data": squad["data"][10:11]}))
+    return {
+        "classification": fit_fp32(folder, "sst2", tsv_slice(data_file("sst2/train.tsv"), folder / "sst2.tsv", 300)),
+        "pairs": fit_fp32(folder, "mrpc", tsv_slice(data_file("mrpc/train.tsv"), folder / "mrpc.tsv", 300)),
+        "multi-label": fit_fp32(folder, "goemotions", tsv_slice(data_file("goemotions/train.tsv"),
+                                                                 folder / "goemotions.tsv", 400, start=1)),
+        "ner": fit_fp32(folder, "ner", data_file("conll2003/valid.txt"), max_length=64),
+        "qa": fit_fp32(folder, "qa", folder / "squad.json", max_length=192),
+    }
+
+
+def example_inputs(kind: str) -> tuple[dict, list[str], list[str] | None]:
+    """The request body for 5 real examples of each kind, and its texts and second texts."""
+    if kind == "pairs":
+        rows = [line.split("\t") for line in data_file("mrpc/dev.tsv").read_text().splitlines()[1:6]]
+        texts, pairs = [r[3].strip() for r in rows], [r[4].strip() for r in rows]
+        return {"texts": texts, "text_pairs": pairs}, texts, pairs
+    if kind == "qa":
+        paragraph = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())["data"][2]["paragraphs"][0]
+        questions, contexts = [q["question"] for q in paragraph["qas"][:5]], [paragraph["context"]] * 5
+        return {"questions": questions, "contexts": contexts}, questions, contexts
+    source = {"classification": "sst2/dev.tsv", "multi-label": "goemotions/dev.tsv", "ner": "sst2/dev.tsv"}[kind]
+    texts = [line.split("\t")[0].strip() for line in data_file(source).read_text().splitlines()[1:6]]
+    if kind == "ner":
+        texts = ["Peter Blackburn met officials of the European Union in Brussels.", *texts[:4]]
+    return {"texts": texts}, texts, None

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import data_file, tsv_slice
+from conftest import data_file, example_inputs
 
 import stellartune
 
@@ -62,45 +62,6 @@ def server(run: Path, log: Path, *flags: str):
         process.wait()
 
 
-def fit_fp32(folder: Path, name: str, train, **settings) -> Path:
-    """A short fp32 run: served and predicted results then agree to float rounding, whatever the batching."""
-    stellartune.fit(train=str(train), output=str(folder / name), max_steps=6, batch_size=16, precision="fp32",
-                    progress=False, **settings)
-    return folder / name
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("served")
-    squad = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())
-    (folder / "squad.json").write_text(json.dumps({"version": "1.1", "data": squad["data"][10:11]}))
-    return {
-        "classification": fit_fp32(folder, "sst2", tsv_slice(data_file("sst2/train.tsv"), folder / "sst2.tsv", 300)),
-        "pairs": fit_fp32(folder, "mrpc", tsv_slice(data_file("mrpc/train.tsv"), folder / "mrpc.tsv", 300)),
-        "multi-label": fit_fp32(folder, "goemotions", tsv_slice(data_file("goemotions/train.tsv"),
-                                                                 folder / "goemotions.tsv", 400, start=1)),
-        "ner": fit_fp32(folder, "ner", data_file("conll2003/valid.txt"), max_length=64),
-        "qa": fit_fp32(folder, "qa", folder / "squad.json", max_length=192),
-    }
-
-
-def inputs(kind: str) -> tuple[dict, list[str], list[str] | None]:
-    """The request body for 5 real examples of each kind, and its texts and second texts."""
-    if kind == "pairs":
-        rows = [line.split("\t") for line in data_file("mrpc/dev.tsv").read_text().splitlines()[1:6]]
-        texts, pairs = [r[3].strip() for r in rows], [r[4].strip() for r in rows]
-        return {"texts": texts, "text_pairs": pairs}, texts, pairs
-    if kind == "qa":
-        paragraph = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())["data"][2]["paragraphs"][0]
-        questions, contexts = [q["question"] for q in paragraph["qas"][:5]], [paragraph["context"]] * 5
-        return {"questions": questions, "contexts": contexts}, questions, contexts
-    source = {"classification": "sst2/dev.tsv", "multi-label": "goemotions/dev.tsv", "ner": "sst2/dev.tsv"}[kind]
-    texts = [line.split("\t")[0].strip() for line in data_file(source).read_text().splitlines()[1:6]]
-    if kind == "ner":
-        texts = ["Peter Blackburn met officials of the European Union in Brussels.", *texts[:4]]
-    return {"texts": texts}, texts, None
-
-
 def cli_predictions(run: Path, texts: list[str], pairs: list[str] | None, folder: Path) -> list[dict]:
     """What `stellartune predict` writes for these inputs, from the kind of file a user would give it."""
     model = stellartune.load(run)
@@ -134,13 +95,13 @@ def assert_same(served, predicted, path="") -> None:
 
 
 @pytest.mark.parametrize("kind", ["classification", "pairs", "multi-label", "ner", "qa"])
-def test_served_predictions_equal_stellartune_predict(runs, tmp_path, kind):
-    body, texts, pairs = inputs(kind)
-    with server(runs[kind], tmp_path / "server.log") as (port, _):
+def test_served_predictions_equal_stellartune_predict(short_runs, tmp_path, kind):
+    body, texts, pairs = example_inputs(kind)
+    with server(short_runs[kind], tmp_path / "server.log") as (port, _):
         status, headers, answer = request(port, "POST", "/predict", body)
         schema = request(port, "GET", "/openapi.json")[2]["components"]["schemas"]
     assert status == 200, answer
-    assert_same(answer["predictions"], cli_predictions(runs[kind], texts, pairs, tmp_path))
+    assert_same(answer["predictions"], cli_predictions(short_runs[kind], texts, pairs, tmp_path))
     assert set(schema["PredictRequest"]["properties"]) == set(body)  # /docs describes this model's inputs ...
     assert set(schema["Prediction"]["properties"]) == set(answer["predictions"][0])  # ... and outputs
     assert headers["x-request-id"] in (tmp_path / "server.log").read_text()  # one log line per request, with its id
@@ -159,9 +120,9 @@ BAD_REQUESTS = [  # body, status, what the one-line error must say
 ]
 
 
-def test_bad_requests_get_a_4xx_naming_the_field_or_limit_and_the_server_keeps_serving(runs, tmp_path):
+def test_bad_requests_get_a_4xx_naming_the_field_or_limit_and_the_server_keeps_serving(short_runs, tmp_path):
     good = {"texts": ["A truly brilliant film."]}
-    with server(runs["classification"], tmp_path / "server.log") as (port, _):
+    with server(short_runs["classification"], tmp_path / "server.log") as (port, _):
         expected = request(port, "POST", "/predict", good)[2]
         for body, status, message in BAD_REQUESTS:
             got_status, headers, answer = request(port, "POST", "/predict", body, {"x-request-id": "bad-1"})
@@ -175,7 +136,7 @@ def test_bad_requests_get_a_4xx_naming_the_field_or_limit_and_the_server_keeps_s
     assert f'stellartune_requests_total{{route="/predict",status="200"}} {len(BAD_REQUESTS) + 1}.0' in metrics
 
 
-def test_concurrent_requests_each_get_exactly_their_own_answers(runs, tmp_path):
+def test_concurrent_requests_each_get_exactly_their_own_answers(short_runs, tmp_path):
     sentences = [line.split("\t")[0] for line in data_file("sst2/dev.tsv").read_text().splitlines()[1:]]
     bodies, start = [], 0
     for i in range(64):  # 64 requests of 1 to 8 distinct sentences
@@ -183,9 +144,9 @@ def test_concurrent_requests_each_get_exactly_their_own_answers(runs, tmp_path):
         bodies.append({"texts": sentences[start : start + size]})
         start += size
     texts = sentences[:start]
-    expected = dict(zip(texts, stellartune.load(runs["classification"]).predict(texts)))
+    expected = dict(zip(texts, stellartune.load(short_runs["classification"]).predict(texts)))
     assert len(expected) == len(texts)  # distinct sentences: an answer is matched by its content
-    with server(runs["classification"], tmp_path / "server.log", "--max-wait-ms", "20") as (port, _):
+    with server(short_runs["classification"], tmp_path / "server.log", "--max-wait-ms", "20") as (port, _):
         with ThreadPoolExecutor(64) as pool:
             answers = list(pool.map(lambda body: request(port, "POST", "/predict", body), bodies))
         metrics = request(port, "GET", "/metrics")[2]
@@ -199,10 +160,10 @@ def test_concurrent_requests_each_get_exactly_their_own_answers(runs, tmp_path):
     assert forward_passes < 64  # requests were gathered into shared forward passes
 
 
-def test_sigterm_finishes_the_requests_in_flight(runs, tmp_path):
+def test_sigterm_finishes_the_requests_in_flight(short_runs, tmp_path):
     sentences = [line.split("\t")[0] for line in data_file("sst2/train.tsv").read_text().splitlines()[1:2049]]
     bodies = [{"texts": sentences[i : i + 64]} for i in range(0, 2048, 64)]
-    with server(runs["classification"], tmp_path / "server.log") as (port, process):
+    with server(short_runs["classification"], tmp_path / "server.log") as (port, process):
         with ThreadPoolExecutor(len(bodies)) as pool:
             pending = [pool.submit(request, port, "POST", "/predict", body) for body in bodies]
             time.sleep(1.0)  # all sent; 2,048 texts take the model several seconds
@@ -218,8 +179,8 @@ def test_sigterm_finishes_the_requests_in_flight(runs, tmp_path):
     assert log.index("Shutting down") < log.index("Finished server process"), log
 
 
-def test_health_ready_and_a_wrong_model_path(runs, tmp_path):
-    with server(runs["classification"], tmp_path / "server.log") as (port, _):
+def test_health_ready_and_a_wrong_model_path(short_runs, tmp_path):
+    with server(short_runs["classification"], tmp_path / "server.log") as (port, _):
         assert request(port, "GET", "/health")[:3:2] == (200, {"status": "ok"})
         status, _, ready = request(port, "GET", "/ready")
     assert status == 200 and ready["ready"] is True and ready["labels"] == ["0", "1"]

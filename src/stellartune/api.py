@@ -60,6 +60,15 @@ def predict(model: str | Path | FineTunedModel, texts, pairs=None, batch_size: i
     return model.predict(texts, pairs, batch_size, precision)
 
 
+def export(model: str | Path, output: str | Path, quantize: str | None = None, verify_data: str | None = None,
+           max_difference: float | None = None, min_agreement: float | None = None) -> dict:
+    """Export a run to ONNX (`quantize="int8"`: dynamic int8), checked against PyTorch before it is written;
+    `stellartune.load(output)` then predicts and evaluates with ONNX Runtime. Returns the check."""
+    from .onnx_export import export_onnx
+
+    return export_onnx(model, output, quantize, verify_data, max_difference, min_agreement)
+
+
 def serve(model: str | Path | FineTunedModel, **settings) -> None:
     """Serve a model over HTTP until stopped; `settings` are `ServeSettings` fields (the serve flags).
     For an ASGI app to mount in your own server: `stellartune.serving.create_app(model)`."""

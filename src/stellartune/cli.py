@@ -84,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(predict, only=PREDICT_COLUMNS)
     add_inference_flags(predict)
 
+    export = commands.add_parser("export", help="Export a trained model to ONNX (fp32 or int8) for ONNX Runtime.")
+    export.add_argument("model", help="Run folder (or its model/ folder).")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="Export format (default: onnx).")
+    export.add_argument("--quantize", choices=("int8",), help="Dynamic int8 quantization of the weights.")
+    export.add_argument("--output", required=True, help="Folder to write: model.onnx, tokenizer, stellartune.json, "
+                        "export.json (the check against PyTorch).")
+    export.add_argument("--verify-data", help="Inputs to check the export on (default: the run's evaluation "
+                        "predictions), as predict reads them.")
+    export.add_argument("--max-difference", type=float, help="Largest logit difference from PyTorch fp32 allowed "
+                        "(default: 1e-3 for fp32, not checked for int8).")
+    export.add_argument("--min-agreement", type=float, help="Share of PyTorch's predictions the export must keep "
+                        "(default: 0.95 for int8, not checked for fp32).")
+
     serve = commands.add_parser("serve", help="Serve a trained model over HTTP (docs at /docs).")
     serve.add_argument("model", help="Run folder (or its model/ folder).")
     add_config_flags(serve, only=SERVE_SETTINGS, schema=ServeSettings)
@@ -120,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): nothing left to say
+        sys.stderr.close()
+        return 0
     return 0
 
 
@@ -174,6 +190,13 @@ def run_predict(args) -> None:
     write_predictions(args.output, texts, pairs, model.predict(texts, pairs, args.batch_size, args.precision))
 
 
+def run_export(args) -> None:
+    from .api import export
+
+    export(args.model, args.output, args.quantize, args.verify_data, args.max_difference, args.min_agreement)
+    print(f"wrote {args.output}: predict, evaluate and serve take it as --model", file=sys.stderr)
+
+
 def run_serve(args) -> None:
     from .api import serve
 
@@ -194,7 +217,7 @@ def run_demo(args) -> None:
 
 
 COMMANDS = {"train": run_train, "pretrain": run_pretrain, "evaluate": run_evaluate, "predict": run_predict,
-            "serve": run_serve, "inspect": run_inspect, "demo": run_demo}
+            "export": run_export, "serve": run_serve, "inspect": run_inspect, "demo": run_demo}
 
 if __name__ == "__main__":
     sys.exit(main())

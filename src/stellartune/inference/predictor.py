@@ -15,6 +15,7 @@ from ..data.examples import Columns, Examples
 from ..errors import StellarError
 from ..models.heads import EncoderWithHead
 from ..models.loading import load_classifier, load_tokenizer
+from ..models.onnx_runtime import ONNX_FILE, OnnxClassifier
 from ..models.quiet import quiet_transformers
 from ..strategies.layers import inner_model
 from ..strategies.peft import ADAPTER_CONFIG, is_peft, load_peft_classifier
@@ -59,9 +60,12 @@ class FineTunedModel:
         """Load from a run folder (runs/x) or its model folder (runs/x/model)."""
         folder, meta = read_saved(path)
         task = task_from_dict(meta["task"])
-        model = (load_peft_classifier(folder, meta["base_model"], task) if (folder / ADAPTER_CONFIG).exists()
-                 else load_classifier(folder))
-        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if meta.get("backend") == "onnx":  # exported (stellartune export): ONNX Runtime on the CPU
+            model = OnnxClassifier(folder / ONNX_FILE)
+        else:
+            model = (load_peft_classifier(folder, meta["base_model"], task) if (folder / ADAPTER_CONFIG).exists()
+                     else load_classifier(folder))
+            model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         return cls(model, load_tokenizer(str(folder)), task, meta["max_length"], Columns(**meta["columns"]),
                    meta["label_delimiter"], meta["base_model"], strategy=meta.get("strategy"),
                    precision=meta.get("precision", "auto"))
@@ -69,6 +73,8 @@ class FineTunedModel:
     def save(self, folder: str | Path) -> Path:
         """A standard Hugging Face folder (weights as safetensors, tokenizer) plus stellartune.json; a PEFT
         model saves its adapter and head only (`adapter_config.json`, `adapter_model.safetensors`)."""
+        if isinstance(self.model, OnnxClassifier):
+            raise StellarError("an ONNX model is written by `stellartune export`, not saved again")
         folder = Path(folder)
         megabytes = sum(t.numel() * t.element_size() for t in self.model.state_dict().values()) / 1e6
         with atomic_folder(folder, megabytes=megabytes) as tmp:
@@ -87,7 +93,7 @@ class FineTunedModel:
     def run(self, examples: Examples, batch_size: int = 64, precision: str | None = None
             ) -> tuple[torch.Tensor, Encoded]:
         encoded = self.task.encode(examples, self.tokenizer, self.max_length)
-        device = next(self.model.parameters()).device
+        device = next(self.model.parameters(), torch.empty(0)).device  # an ONNX model holds none: the CPU
         autocast = inference_autocast(precision or self.precision, device)
         return compute_logits(self.model, encoded, self.tokenizer, batch_size, device, autocast), encoded
 

@@ -17,7 +17,6 @@ class ServeSettings:
     max_body_bytes: int = setting(1_000_000, "Largest request body; larger gets HTTP 413.")
     max_texts: int = setting(256, "Most texts in one request; more gets HTTP 413.")
     max_chars: int = setting(20_000, "Most characters in one text; longer gets HTTP 413.")
-    backend: str = setting("torch", "Inference backend.", choices=("torch",))
 
     def __post_init__(self):
         check_choices_and_counts(self, ("port", "max_batch_size", "workers", "max_body_bytes", "max_texts",

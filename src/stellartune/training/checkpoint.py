@@ -8,6 +8,7 @@ only, never arbitrary objects), and the loop's counters as JSON.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -89,9 +90,12 @@ def read_part(file: Path, read):
 
 
 def prune_checkpoints(folder: Path, keep: set[Path]) -> None:
-    """Delete all but `keep` (latest and best), and leftovers of interrupted writes."""
-    for path in folder.glob(f"{PREFIX}*"):
-        if path not in keep:
-            shutil.rmtree(path, ignore_errors=True)
+    """Delete all but `keep` (latest and best), and leftovers of interrupted writes. A checkpoint is
+    renamed out of sight before its files go: a run killed meanwhile never leaves half of one listed."""
     for path in folder.glob(f".tmp-{PREFIX}*"):
         shutil.rmtree(path, ignore_errors=True)
+    for path in folder.glob(f"{PREFIX}*"):
+        if path not in keep:
+            hidden = path.with_name(f".tmp-{path.name}")
+            os.rename(path, hidden)
+            shutil.rmtree(hidden, ignore_errors=True)
