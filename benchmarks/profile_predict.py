@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,11 +41,14 @@ def onnx_profile(folder: str, texts: list[str]) -> list[tuple[str, float]]:
     model = stellartune.load(folder)
     options = ort.SessionOptions()
     options.enable_profiling = True
+    options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "onnxruntime")  # not into the working folder
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     model.model.session = ort.InferenceSession(str(Path(folder) / "model.onnx"), options,
                                                providers=["CPUExecutionProvider"])
     model.predict(texts)
-    trace = json.loads(Path(model.model.session.end_profiling()).read_text())
+    profile_file = Path(model.model.session.end_profiling())
+    trace = json.loads(profile_file.read_text())
+    shutil.rmtree(profile_file.parent)
     totals = collections.Counter()
     for event in trace:
         if event.get("cat") == "Node":
