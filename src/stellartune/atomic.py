@@ -60,11 +60,13 @@ WRITE_FAULTS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk
 
 
 def as_os_error(error: BaseException) -> OSError | None:
-    """The OSError behind a failed write; safetensors reports its own as "I/O error: ... (os error 28)"."""
+    """The OSError behind a failed write; safetensors reports its own in its message, as
+    "I/O error: ... (os error 28)" (0.5 and later) or "IoError(Os { code: 28, ... })" (0.4)."""
     if isinstance(error, OSError):
         return error
-    found = re.search(r"os error (\d+)", str(error))
-    return OSError(int(found.group(1)), os.strerror(int(found.group(1)))) if found else None
+    found = re.search(r"os error (\d+)|Os \{ code: (\d+)", str(error))
+    code = int(next(group for group in found.groups() if group)) if found else None
+    return OSError(code, os.strerror(code)) if code is not None else None
 
 
 def is_write_fault(error: BaseException) -> bool:
