@@ -124,18 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     except StellarError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:
-        fault = as_os_error(e)
-        if fault is None or not is_write_fault(fault):
-            raise  # a bug: its traceback is what a report needs
-        print(f"error: {fault.filename or 'cannot write'}: {WRITE_FAULTS[fault.errno]}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`... | head`): nothing left to say
         sys.stderr.close()
         return 0
+    except Exception as e:
+        fault = as_os_error(e)
+        if fault is None or not is_write_fault(fault):
+            raise  # a bug: its traceback is what a report needs
+        print(f"error: {fault.filename or 'cannot write'}: {WRITE_FAULTS[fault.errno]}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -182,10 +182,11 @@ def label_kind_of(table: Table, label_column: str, delimiter: str) -> tuple[str,
     numeric = [bool(FLOAT.match(t)) for t in text]
     distinct = list(dict.fromkeys(text))
     if any(numeric) and not all(numeric):
-        word = located[numeric.index(False)]
-        raise StellarError(f"{table.locate(word[0], label_column)}: labels mix numbers ({some(sorted({t for t, n in zip(text, numeric) if n}), 3)}) "
-                           f"and words ({word[1]!r}); make them consistent, or say --task classification if every "
-                           "one is a class name")
+        row, word = located[numeric.index(False)]
+        numbers = sorted({t for t, is_number in zip(text, numeric) if is_number})
+        raise StellarError(f"{table.locate(row, label_column)}: labels mix numbers ({some(numbers, 3)}) and words "
+                           f"({word!r}); make them consistent, or say --task classification if every one is a class "
+                           "name")
     if not all(numeric):
         return "single", f"{len(distinct)} distinct label names"
     if all(INTEGER.match(t) for t in text) or all(isinstance(v, int) for v in values):
@@ -227,7 +228,8 @@ def split_examples(examples: Examples, fraction: float, seed: int, stratify: boo
             kept |= names(i) - seen
             seen |= names(i)
             train_idx.append(i)
-    eval_idx = [i for i in eval_idx if i not in set(train_idx)]
+    in_training = set(train_idx)
+    eval_idx = [i for i in eval_idx if i not in in_training]
     if not eval_idx:
         raise StellarError(f"{source}: no example can be held out for evaluation: each has a label ({some(sorted(kept), 4)}) "
                            "seen in no other example; give --eval data")
