@@ -82,17 +82,18 @@ def imdb_reviews(split: str, per_label: int) -> list[tuple[str, str]]:
 
 
 def fit_fp32(folder: Path, name: str, train, **settings) -> Path:
-    """A short fp32 run: served and predicted results then agree to float rounding, whatever the batching."""
+    """A short fp32 run: served and predicted results then agree to float rounding, whatever the batching.
+    Logged and evaluated every few steps, so that its report has curves to draw."""
     import stellartune
 
     stellartune.fit(train=str(train), output=str(folder / name), max_steps=6, batch_size=16, precision="fp32",
-                    progress=False, **settings)
+                    progress=False, log_steps=2, eval_steps=3, **settings)
     return folder / name
 
 
 @pytest.fixture(scope="session")
 def short_runs(tmp_path_factory) -> dict[str, Path]:
-    """Short fp32 runs of each kind of model a user serves or exports, on slices of the real data."""
+    """Short fp32 runs of each kind of model a user serves, exports or reports on, on slices of the real data."""
     folder = tmp_path_factory.mktemp("served")
     squad = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())
     (folder / "squad.json").write_text(json.dumps({"version": "1.1", "data": squad["data"][10:11]}))
@@ -103,6 +104,7 @@ def short_runs(tmp_path_factory) -> dict[str, Path]:
                                                                  folder / "goemotions.tsv", 400, start=1)),
         "ner": fit_fp32(folder, "ner", data_file("conll2003/valid.txt"), max_length=64),
         "qa": fit_fp32(folder, "qa", folder / "squad.json", max_length=192),
+        "regression": fit_fp32(folder, "stsb", tsv_slice(data_file("stsb/train.tsv"), folder / "stsb.tsv", 300)),
     }
 
 

@@ -151,7 +151,7 @@ def pretrained_run(imdb_corpus):
 
     output = imdb_corpus / "run"
     stellartune.pretrain(train=str(imdb_corpus / "train.txt"), eval=str(imdb_corpus / "held_out.txt"),
-                         output=str(output), max_length=64, batch_size=16, max_steps=6, lr=3e-4,
+                         output=str(output), max_length=64, batch_size=16, max_steps=6, lr=3e-4, log_steps=2, eval_steps=3,
                          progress=False)
     return output
 
@@ -164,6 +164,19 @@ def test_short_imdb_pretraining_lowers_held_out_mlm_loss(pretrained_run):
     assert metrics["perplexity"] == pytest.approx(np.exp(metrics["mlm_loss"]))
     assert not (pretrained_run / "checkpoints").exists()
     assert not list((pretrained_run / "model").glob("*.bin"))  # safetensors only
+
+
+def test_pretraining_report_draws_mlm_loss_and_masked_accuracy_over_steps(pretrained_run):
+    from browser import need_chromium, open_report
+
+    page = (pretrained_run / "report.html").read_text()
+    for title in ("Evaluation masked_accuracy", "Evaluation mlm_loss", "Training loss"):
+        assert f">{title}<" in page, title
+    assert ">before.mlm_loss<" in page  # the held-out loss before training, beside the final one
+    need_chromium()
+    shown = open_report(pretrained_run / "report.html")
+    assert shown["errors"] == []
+    assert [s["id"] for s in shown["sections"]] == ["run", "training"]
 
 
 def test_pretrained_model_loads_in_transformers_fill_mask_and_train(pretrained_run, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 import transformers
@@ -154,3 +155,57 @@ def test_damaged_weights_give_one_line_naming_the_file(small_sst2_run, tmp_path,
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         assert result.stderr.startswith(f"error: {weights}: cannot read the weights"), result.stderr
         assert "damaged (truncated or overwritten)" in result.stderr
+
+
+def test_predict_streams_its_input(small_sst2_run, sst2_dev):
+    """Predictions for the first chunk of stdin come out while stdin is still open: input is read a chunk
+    at a time, so memory stays flat however long it runs (it waited for the whole input before)."""
+    from stellartune.inference.io import READ_ROWS
+
+    sentences = [line.split("\t")[0] for line in sst2_dev.read_text().splitlines()[1:]]
+    process = subprocess.Popen([sys.executable, "-m", "stellartune.cli", "predict", "--model", str(small_sst2_run),
+                                "--input", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(180, process.kill)  # one that waits for EOF would block the reads below forever
+    watchdog.start()
+    try:
+        for i in range(READ_ROWS):
+            process.stdin.write(sentences[i % len(sentences)] + "\n")
+        process.stdin.flush()
+        first = [json.loads(process.stdout.readline()) for _ in range(READ_ROWS)]  # blocks if it waits for EOF
+        assert process.poll() is None  # stdin is still open: it has not read to the end
+        assert [p["text"] for p in first[:3]] == [s.strip() for s in sentences[:3]]
+        process.stdin.write("one more film, and a fine one\n")
+        process.stdin.close()
+        assert json.loads(process.stdout.readline())["text"] == "one more film, and a fine one"
+        assert process.wait(timeout=120) == 0
+    finally:
+        watchdog.cancel()
+        process.kill()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet", ".txt"])
+def test_reading_in_chunks_gives_the_whole_table(sst2_dev, tmp_path, suffix):
+    """Chunks of a real file, concatenated, are its whole table, with each row's file position (the
+    line a multi-line quoted CSV field starts on, the JSONL line, the Parquet row)."""
+    import pandas as pd
+
+    from stellartune.data.readers import read_chunks, read_table
+
+    frame = pd.read_csv(sst2_dev, sep="\t", quoting=3).head(250)
+    frame.loc[7, "sentence"] = "a quoted\nfield over two lines, with a comma"
+    path = tmp_path / f"data{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    elif suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        path.write_text("\n".join(frame["sentence"].str.replace("\n", " ")) + "\n")
+    whole = read_table(path)
+    chunks = list(read_chunks(path, rows=100))
+    assert [len(c.rows) for c in chunks] == [100, 100, 50]
+    assert [r for c in chunks for r in c.rows] == whole.rows
+    assert [p for c in chunks for p in c.positions] == whole.positions
+    assert len(whole.rows) == 250 and whole.positions[-1] == {".csv": "line 252", ".jsonl": "line 250",
+                                                              ".parquet": "row 250", ".txt": "line 250"}[suffix]

@@ -9,8 +9,8 @@ from .config import PretrainConfig, TrainConfig
 from .errors import StellarError
 
 __version__ = "0.1.0"
-__all__ = ["fit", "load", "evaluate", "predict", "pretrain", "export", "serve", "TrainConfig", "PretrainConfig", "FineTunedModel", "StellarError"]
-LAZY = {"fit": "api", "pretrain": "api", "load": "api", "evaluate": "api", "predict": "api", "serve": "api", "export": "api", "FineTunedModel": "inference.predictor"}
+__all__ = ["fit", "load", "evaluate", "predict", "pretrain", "export", "report", "serve", "TrainConfig", "PretrainConfig", "FineTunedModel", "StellarError"]
+LAZY = {"fit": "api", "pretrain": "api", "load": "api", "evaluate": "api", "predict": "api", "serve": "api", "export": "api", "report": "api", "FineTunedModel": "inference.predictor"}
 
 
 def __getattr__(name: str):

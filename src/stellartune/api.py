@@ -69,6 +69,15 @@ def export(model: str | Path, output: str | Path, quantize: str | None = None, v
     return export_onnx(model, output, quantize, verify_data, max_difference, min_agreement)
 
 
+def report(runs: str | Path | list, output: str | Path | None = None) -> Path:
+    """The HTML report of a run folder (rebuilt; default RUN/report.html), or with several run folders one
+    page comparing them (default compare.html). Returns the file written."""
+    from .reports import write_comparison, write_report
+
+    runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    return write_report(runs[0], output) if len(runs) == 1 else write_comparison(runs, output or "compare.html")
+
+
 def serve(model: str | Path | FineTunedModel, **settings) -> None:
     """Serve a model over HTTP until stopped; `settings` are `ServeSettings` fields (the serve flags).
     For an ASGI app to mount in your own server: `stellartune.serving.create_app(model)`."""

@@ -49,7 +49,11 @@ def atomic_file(final: Path) -> Iterator[Path]:
     """A temporary path to write (`<name>.tmp` beside `final`) that replaces `final` once the block ends."""
     final = Path(final)
     tmp = final.with_name(final.name + ".tmp")
-    yield tmp
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write leaves neither half a file nor a stray one
+        raise
     os.replace(tmp, final)
 
 

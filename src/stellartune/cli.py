@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--min-agreement", type=float, help="Share of PyTorch's predictions the export must keep "
                         "(default: 0.95 for int8, not checked for fp32).")
 
+    report = commands.add_parser("report", help="(Re)build a run's HTML report, or compare runs side by side.")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="Run folder(s); two or more: one page comparing them.")
+    report.add_argument("--output", help="HTML file to write (default: RUN/report.html for one run, compare.html "
+                        "for several).")
+    report.add_argument("--open", action="store_true", help="Open it in the web browser.")
+
     serve = commands.add_parser("serve", help="Serve a trained model over HTTP (docs at /docs).")
     serve.add_argument("model", help="Run folder (or its model/ folder).")
     add_config_flags(serve, only=SERVE_SETTINGS, schema=ServeSettings)
@@ -177,17 +183,16 @@ def run_evaluate(args) -> None:
 
 def run_predict(args) -> None:
     from .api import load
-    from .inference.io import read_inputs, write_predictions
+    from .inference.io import input_chunks, predict_to
 
     if (args.input is None) == (args.question is None) or (args.question is None) != (args.context is None):
         raise StellarError("predict needs --input, or --question with --context (question answering)")
     model = load(args.model)
-    if args.question is not None:
-        texts, pairs = [args.question], [args.context]
-    else:
-        texts, pairs = read_inputs(args.input, model, getattr(args, "text_column", None),
-                                   getattr(args, "text_pair_column", None))
-    write_predictions(args.output, texts, pairs, model.predict(texts, pairs, args.batch_size, args.precision))
+    chunks = ([([args.question], [args.context])] if args.question is not None else
+              input_chunks(args.input, model, getattr(args, "text_column", None), getattr(args, "text_pair_column", None)))
+    count = predict_to(args.output, model, chunks, args.batch_size, args.precision)
+    if args.output != "-":
+        print(f"wrote {count} predictions to {args.output}", file=sys.stderr)
 
 
 def run_export(args) -> None:
@@ -195,6 +200,17 @@ def run_export(args) -> None:
 
     export(args.model, args.output, args.quantize, args.verify_data, args.max_difference, args.min_agreement)
     print(f"wrote {args.output}: predict, evaluate and serve take it as --model", file=sys.stderr)
+
+
+def run_report(args) -> None:
+    from .api import report
+
+    path = report(args.runs, args.output)
+    print(f"wrote {path}", file=sys.stderr)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
 
 
 def run_serve(args) -> None:
@@ -217,7 +233,7 @@ def run_demo(args) -> None:
 
 
 COMMANDS = {"train": run_train, "pretrain": run_pretrain, "evaluate": run_evaluate, "predict": run_predict,
-            "export": run_export, "serve": run_serve, "inspect": run_inspect, "demo": run_demo}
+            "export": run_export, "report": run_report, "serve": run_serve, "inspect": run_inspect, "demo": run_demo}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -102,6 +102,8 @@ class TrainConfig:
     restore_best: bool = setting(True, "Load the best checkpoint's weights at the end.")
     resume: bool = setting(False, "Continue from the last checkpoint in --output.")
     log_steps: int = setting(10, "Write a log line every N optimizer steps.")
+    report_to: str = setting("none", "Also send the logged metrics to experiment trackers through accelerate: "
+                             "tensorboard, mlflow, wandb, ... (comma-separated; each needs its package).")
     trust_remote_code: bool = setting(False, "Allow model code from the hub (off: never runs downloaded code).")
     progress: bool = setting(True, "Show a progress bar.")
 
@@ -272,6 +274,7 @@ class PretrainConfig:
     restore_best: bool = like("restore_best")
     resume: bool = like("resume")
     log_steps: int = like("log_steps")
+    report_to: str = like("report_to")
     trust_remote_code: bool = like("trust_remote_code")
     progress: bool = like("progress")
 

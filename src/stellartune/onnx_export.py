@@ -22,7 +22,7 @@ import torch
 
 from .atomic import atomic_folder
 from .errors import StellarError
-from .inference.io import read_inputs
+from .inference.io import input_chunks
 from .inference.predictor import META_FILE, FineTunedModel, read_saved
 from .models.inputs import accepted_inputs, forward_logits
 from .models.onnx_runtime import ONNX_FILE
@@ -128,7 +128,7 @@ def optimise(traced: Path, path: Path) -> None:
 def verification_inputs(run: Path, model: FineTunedModel, verify_data: str | None):
     """Real inputs to compare on: --verify-data, else the texts of the run's evaluation predictions."""
     if verify_data is not None:
-        texts, pairs = read_inputs(verify_data, model)
+        texts, pairs = next(input_chunks(verify_data, model))  # the first chunk holds more than enough
         return texts[:VERIFY_EXAMPLES], pairs[:VERIFY_EXAMPLES] if pairs else None
     records = run / "eval_predictions.jsonl"
     if not records.exists():

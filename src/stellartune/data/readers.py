@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
+import itertools
 import json
 import re
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import StellarError, some
 
@@ -47,13 +50,26 @@ class Table:
 
 def read_table(source) -> Table:
     """Read any supported source; `source` may also be a list of dicts or a DataFrame."""
+    return next(read_chunks(source, rows=None))
+
+
+def read_chunks(source, rows: int | None) -> Iterator[Table]:
+    """`source` as tables of at most `rows` rows (all in one when None), read as they are needed, so that
+    memory stays flat on long inputs: CSV, TSV, .txt, JSONL, Parquet and stdin ("-") stream; a JSON
+    document or a dataset comes as one table."""
+    if isinstance(source, str) and source == "-":
+        yield from lines_chunks(text_lines(sys.stdin.buffer, "stdin"), "stdin", rows, "stdin: no text to predict (one text per line)")
+        return
     if not isinstance(source, (str, Path)):
-        return Table.from_records(source)
+        yield Table.from_records(source)
+        return
     text = str(source)
     if text.startswith("hf:"):
-        return read_hub_dataset(text)
+        yield read_hub_dataset(text)
+        return
     if is_saved_dataset(text):
-        return read_saved_dataset(text)
+        yield read_saved_dataset(text)
+        return
     path = Path(text)
     if not path.exists():
         raise StellarError(f"{path}: file not found")
@@ -62,11 +78,34 @@ def read_table(source) -> Table:
     suffix = path.suffix.lower()
     if suffix not in READERS:
         raise StellarError(f"{path}: unknown file type {suffix!r}; use {FILE_TYPES}")
-    table = READERS[suffix](path)
-    if not table.rows:
-        header = f" (only a header: {some(table.columns, 12)})" if table.columns else ""
-        raise StellarError(f"{path}: no data rows{header}")
-    return table
+    yield from READERS[suffix](path, rows)
+
+
+def no_data_rows(table: Table) -> StellarError:
+    header = f" (only a header: {some(table.columns, 12)})" if table.columns else ""
+    return StellarError(f"{table.source}: no data rows{header}")
+
+
+def tables_of(source: str, columns: list[str] | None, numbered_rows: Iterable[tuple[dict, str]],
+              rows: int | None, empty: str | None = None) -> Iterator[Table]:
+    """(row, position) pairs as tables of at most `rows` rows; `columns` None: each table's keys in order.
+    A source without data rows stops with one line (`empty`, or one that names the header)."""
+    chunk: list[tuple[dict, str]] = []
+    first = True
+
+    def table() -> Table:
+        names = columns if columns is not None else list(dict.fromkeys(k for r, _ in chunk for k in r))
+        return Table(source, names, [r for r, _ in chunk], [p for _, p in chunk])
+
+    for item in numbered_rows:
+        chunk.append(item)
+        if rows and len(chunk) == rows:
+            yield table()
+            chunk, first = [], False
+    if first and not chunk:
+        raise StellarError(empty) if empty else no_data_rows(table())
+    if chunk:
+        yield table()
 
 
 def decode_utf8(path: Path) -> str:
@@ -81,17 +120,46 @@ BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codec
         (codecs.BOM_UTF16_BE, "utf-16"))
 
 
+def encoding_of(start: bytes) -> str:
+    return next((name for mark, name in BOMS if start.startswith(mark)), "utf-8-sig")
+
+
 def decode_utf8_bytes(data: bytes, source: str) -> str:
     """UTF-8 text (a UTF-8 BOM is dropped); UTF-16 or UTF-32 when a byte order mark says so (Excel's
     "Unicode text" export), since the mark leaves no doubt."""
-    encoding = next((name for mark, name in BOMS if data.startswith(mark)), "utf-8-sig")
+    encoding = encoding_of(data)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
         line = data[: e.start].decode(encoding, errors="replace").count("\n") + 1
-        what = "UTF-8 text" if encoding == "utf-8-sig" else f"valid {encoding.upper()}, as its byte order mark says"
-        raise StellarError(f"{source}, line {line}: not {what} (byte 0x{data[e.start]:02x} at offset {e.start}); "
-                           "re-save it as UTF-8") from None
+        raise not_encoded(source, line, encoding, data[e.start], e.start) from None
+
+
+def not_encoded(source: str, line: int, encoding: str, byte: int, offset: int) -> StellarError:
+    what = "UTF-8 text" if encoding == "utf-8-sig" else f"valid {encoding.upper()}, as its byte order mark says"
+    return StellarError(f"{source}, line {line}: not {what} (byte 0x{byte:02x} at offset {offset}); "
+                        "re-save it as UTF-8")
+
+
+def text_lines(handle: BinaryIO, source: str) -> Iterator[str]:
+    """The lines of a binary stream as text, line ends kept, decoded one at a time (UTF-8; UTF-16 and
+    UTF-32, rare and marked by a BOM, are decoded whole)."""
+    offset = 0
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and encoding_of(raw) != "utf-8-sig":
+            lines = decode_utf8_bytes(raw + handle.read(), source).split("\n")
+            yield from [line + "\n" for line in lines[:-1]] + lines[-1:]
+            return
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise not_encoded(source, number, "utf-8-sig", raw[e.start], offset + e.start) from None
+        offset += len(raw)
+
+
+def file_lines(path: Path) -> Iterator[str]:
+    with open(path, "rb") as handle:
+        yield from text_lines(handle, str(path))
 
 
 def head_text(path: Path, size: int = 1 << 16) -> str:
@@ -102,76 +170,75 @@ def head_text(path: Path, size: int = 1 << 16) -> str:
     return data.decode(encoding, errors="replace")
 
 
-def read_text_lines(path: Path) -> Table:
+def read_text_lines(path: Path, rows: int | None) -> Iterator[Table]:
     """A .txt file: one text per line (column "text"), or a TSV when every line has the same number of
     tabs (MRPC's original files, spreadsheet "tab-delimited text" exports)."""
-    text = decode_utf8(path)
-    tabs = {line.count("\t") for line in text.split("\n") if line.strip()}
+    tabs = {line.count("\t") for line in file_lines(path) if line.strip()}
+    if not tabs:
+        raise StellarError(f"{path}: file is empty")
     if len(tabs) == 1 and tabs != {0}:
-        return read_delimited(path)
-    return lines_table(text, str(path))
+        return read_delimited(path, rows)
+    return lines_chunks(file_lines(path), str(path), rows, f"{path}: file is empty")
 
 
-def lines_table(text: str, source: str) -> Table:
+def lines_chunks(lines: Iterable[str], source: str, rows: int | None, empty: str) -> Iterator[Table]:
     """One row per non-blank line, column "text": .txt files and stdin. No header is guessed."""
-    rows, positions = [], []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            rows.append({"text": line.strip()})
-            positions.append(f"line {number}")
-    return Table(source, ["text"], rows, positions)
+    numbered = (({"text": line.strip()}, f"line {number}") for number, line in enumerate(lines, start=1)
+                if line.strip())
+    return tables_of(source, ["text"], numbered, rows, empty)
 
 
-def read_delimited(path: Path) -> Table:
+def read_delimited(path: Path, rows: int | None) -> Iterator[Table]:
     """CSV (quoted fields allowed) or TSV (tabs, no quoting: GLUE files contain bare quotes)."""
     tsv = path.suffix.lower() in (".tsv", ".txt")  # .txt: tab-separated lines (read_text_lines)
-    records, lines = read_records(path, tsv)
-    if not records:
+    records = read_records(path, tsv)
+    first = next(records, None)
+    if first is None:
         raise StellarError(f"{path}: file is empty")
-    header = records[0] if looks_like_header(records) else None
+    header = first[0] if looks_like_header(first[0]) else None
     if header:
-        check_distinct_names(header, path, lines[0])
-    columns = [c.strip() for c in header] if header else [str(i) for i in range(len(records[0]))]
-    body, body_lines = (records[1:], lines[1:]) if header else (records, lines)
-    for record, line in zip(body, body_lines):
-        if len(record) != len(columns):
-            hint = "; put text that contains commas in double quotes" if len(record) > len(columns) and not tsv else ""
-            raise StellarError(f"{path}, line {line}: malformed row: {len(record)} fields, expected {len(columns)} "
-                               f"({', '.join(columns)}){hint}")
-    rows = [dict(zip(columns, record)) for record in body]
-    return Table(str(path), columns, rows, [f"line {n}" for n in body_lines])
+        check_distinct_names(header, path, first[1])
+    columns = [c.strip() for c in header] if header else [str(i) for i in range(len(first[0]))]
+
+    def numbered_rows():
+        for record, line in (records if header else itertools.chain([first], records)):
+            if len(record) != len(columns):
+                hint = "; put text that contains commas in double quotes" if len(record) > len(columns) and not tsv else ""
+                raise StellarError(f"{path}, line {line}: malformed row: {len(record)} fields, expected "
+                                   f"{len(columns)} ({', '.join(columns)}){hint}")
+            yield dict(zip(columns, record)), f"line {line}"
+
+    return tables_of(str(path), columns, numbered_rows(), rows)
 
 
-def read_records(path: Path, tsv: bool) -> tuple[list[list[str]], list[int]]:
-    """The non-blank records and the line each starts on (a quoted field may span lines)."""
-    reader = csv.reader(io.StringIO(decode_utf8(path), newline=""), delimiter="\t" if tsv else ",",
+def read_records(path: Path, tsv: bool) -> Iterator[tuple[list[str], int]]:
+    """The non-blank records, each with the line it starts on (a quoted field may span lines)."""
+    reader = csv.reader(file_lines(path), delimiter="\t" if tsv else ",",
                         quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL, strict=not tsv)
-    records, lines = [], []
     while True:
         start = reader.line_num + 1
         try:
             record = next(reader)
         except StopIteration:
-            return records, lines
+            return
         except csv.Error as e:
             problem = ("a quoted field in this row is never closed (the quote runs to the end of the file)"
                        if "end of data" in str(e) else f"malformed CSV ({e})")
             raise StellarError(f"{path}, line {start}: {problem}") from None
         # Only blank lines are skipped: a row of empty cells is data, and fails later as empty text.
         if record and (len(record) > 1 or record[0].strip()):
-            records.append(record)
-            lines.append(start)
+            yield record, start
 
 
 NUMBER = re.compile(r"^\s*-?\d+(\.\d*)?\s*$")
 
 
-def looks_like_header(records: list[list[str]]) -> bool:
+def looks_like_header(record: list[str]) -> bool:
     """A first row of short, non-numeric names is a header (GLUE, most exports).
 
     Headerless files (AG News, SMS Spam, GoEmotions) start with a number or a long text.
     """
-    return all(c.strip() and not NUMBER.match(c) and len(c.strip()) <= 40 for c in records[0])
+    return all(c.strip() and not NUMBER.match(c) and len(c.strip()) <= 40 for c in record)
 
 
 def check_distinct_names(names, path, line: int) -> None:
@@ -184,7 +251,8 @@ def check_distinct_names(names, path, line: int) -> None:
         seen[name] = number
 
 
-def read_json(path: Path) -> Table:
+def read_json(path: Path, rows: int | None) -> Iterator[Table]:
+    """A JSON document, read whole (one table): a list of records, {"data": [...]} or columns."""
     text = decode_utf8(path)
     try:
         data = json.loads(text, object_pairs_hook=distinct_keys)
@@ -200,24 +268,24 @@ def read_json(path: Path) -> Table:
             data = [dict(zip(data, values)) for values in zip(*lists)]  # column-oriented
         else:
             raise StellarError(f"{path}: expected a list of records, {{\"data\": [...]}} or columns of equal length")
-    return records_table(path, data, "record")
+    yield from records_tables(path, ((r, f"record {i + 1}") for i, r in enumerate(data)), None)
 
 
-def read_jsonl(path: Path) -> Table:
-    records, positions = [], []
-    # split("\n"), not splitlines(): JSON strings may hold U+2028 and other characters it breaks on.
-    for number, line in enumerate(decode_utf8(path).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line, object_pairs_hook=distinct_keys))
-        except json.JSONDecodeError as e:
-            raise StellarError(f"{path}, line {number}: invalid JSON ({e.msg})") from None
-        except DuplicateKey as e:
-            raise StellarError(f"{path}, line {number}: the field {e.args[0]!r} appears twice; give each field its "
-                               "own name") from None
-        positions.append(f"line {number}")
-    return records_table(path, records, positions)
+def read_jsonl(path: Path, rows: int | None) -> Iterator[Table]:
+    def numbered_records():
+        # split on "\n" only (file_lines): JSON strings may hold U+2028 and other characters splitlines breaks on.
+        for number, line in enumerate(file_lines(path), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line, object_pairs_hook=distinct_keys), f"line {number}"
+            except json.JSONDecodeError as e:
+                raise StellarError(f"{path}, line {number}: invalid JSON ({e.msg})") from None
+            except DuplicateKey as e:
+                raise StellarError(f"{path}, line {number}: the field {e.args[0]!r} appears twice; give each field "
+                                   "its own name") from None
+
+    return records_tables(path, numbered_records(), rows)
 
 
 class DuplicateKey(Exception):
@@ -232,25 +300,33 @@ def distinct_keys(pairs: list[tuple]) -> dict:
     return record
 
 
-def records_table(path, records: list, positions: list[str] | str) -> Table:
-    """`positions` is one per record, or a unit ("record", "row") to number them from 1."""
-    if isinstance(positions, str):
-        positions = [f"{positions} {i + 1}" for i in range(len(records))]
-    for record, position in zip(records, positions):
-        if not isinstance(record, dict):
-            raise StellarError(f"{path}, {position}: expected an object with named fields, got {type(record).__name__}")
-    columns = list(dict.fromkeys(k for r in records for k in r))
-    return Table(str(path), columns, records, positions)
+def records_tables(path, numbered_records: Iterable[tuple[object, str]], rows: int | None) -> Iterator[Table]:
+    """(record, position) pairs as tables; every record must be an object with named fields."""
+    def checked():
+        for record, position in numbered_records:
+            if not isinstance(record, dict):
+                raise StellarError(f"{path}, {position}: expected an object with named fields, got "
+                                   f"{type(record).__name__}")
+            yield record, position
+
+    return tables_of(str(path), None, checked(), rows)
 
 
-def read_parquet(path: Path) -> Table:
+def read_parquet(path: Path, rows: int | None) -> Iterator[Table]:
     import pyarrow.parquet as pq
 
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises several types for corrupt files
-        raise StellarError(f"{path}: cannot read Parquet ({str(e).splitlines()[0]})") from None
-    return records_table(path, table.to_pylist(), "row")
+    def numbered_rows():
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=rows or 65536)
+            number = 0
+            for batch in batches:
+                for row in batch.to_pylist():
+                    number += 1
+                    yield row, f"row {number}"
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            raise StellarError(f"{path}: cannot read Parquet ({str(e).splitlines()[0]})") from None
+
+    return records_tables(path, numbered_rows(), rows)
 
 
 def is_saved_dataset(text: str) -> bool:
@@ -259,7 +335,7 @@ def is_saved_dataset(text: str) -> bool:
 
 
 def dataset_table(dataset, source: str) -> Table:
-    return records_table(source, dataset.to_list(), "record")
+    return next(records_tables(source, ((r, f"record {i + 1}") for i, r in enumerate(dataset)), None))
 
 
 def read_saved_dataset(text: str) -> Table:

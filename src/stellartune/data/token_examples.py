@@ -8,12 +8,13 @@ each word's character span in it, so predicted entities map back to exact charac
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import StellarError, some
 from .conll import CONLL_SUFFIXES, read_conll
 from .examples import Columns, Examples, first_present, is_missing
-from .readers import READERS, Table, head_text, read_table
+from .readers import READERS, Table, head_text, read_chunks
 from .tag_schemes import to_bio
 
 TOKEN_NAMES = ("tokens", "words")
@@ -61,8 +62,9 @@ def looks_like_conll(source, tag_column: int = -1) -> bool:
     return False
 
 
-def read_token_table(source, tag_column: int = -1) -> Table:
-    return read_conll(source, tag_column) if looks_like_conll(source, tag_column) else read_table(source)
+def token_table_chunks(source, rows: int | None, tag_column: int = -1) -> Iterator[Table]:
+    """A CoNLL file (read whole: sentences span lines) or any table, in chunks of `rows` (read_chunks)."""
+    return iter([read_conll(source, tag_column)]) if looks_like_conll(source, tag_column) else read_chunks(source, rows)
 
 
 def is_token_table(table: Table) -> bool:

@@ -16,6 +16,7 @@ from ..config import PretrainConfig, describe_data
 from ..errors import StellarError
 from ..models import load_tokenizer, resolve_model
 from ..models.quiet import quiet_transformers
+from ..reports import write_report
 from ..strategies import GradualUnfreezing
 from ..training.engine import evaluate, train_model
 from ..training.recipe import run_folder, start_run
@@ -75,6 +76,7 @@ def pretrain(config: PretrainConfig) -> dict:
                        "train_seconds": round(time.time() - started, 1)}
             (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            say(f"report: {write_report(run_dir)}")
             say(f"saved the model to {run_dir / 'model'}: fine-tune it with stellartune train --model {run_dir}")
         accelerator.wait_for_everyone()
         return metrics

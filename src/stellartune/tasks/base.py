@@ -7,11 +7,14 @@ and saves what it needs (label names, threshold, ...) with the model as `stellar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from ..data.encoded import Encoded
 from ..data.examples import Columns, Examples, build_examples, resolve_columns
-from ..data.readers import Table, read_table
+from ..data.readers import Table, read_chunks
+from ..evaluation.sections import Section
 from ..models import HeadConfig, build_classifier
 
 
@@ -28,6 +31,10 @@ class Task:
     lower_is_better: frozenset[str] = frozenset()  # metrics where lower wins (mse, loss, ...); the rest: higher
     input_names = ("texts", "text_pairs")  # what a served request calls its inputs (`stellartune serve`)
     needs_pairs = False  # every input needs a second text, whatever the training columns (QA: a context)
+
+    def report_sections(self, records: list[dict]) -> list[Section]:
+        """What a run report shows about the evaluation predictions (eval_predictions.jsonl records)."""
+        return []
 
     @property
     def prediction_fields(self) -> dict[str, object]:
@@ -48,7 +55,12 @@ class Task:
 
     @classmethod
     def read(cls, source, tag_column: int = -1) -> Table:
-        return read_table(source)
+        return next(cls.read_chunks(source, None, tag_column))
+
+    @classmethod
+    def read_chunks(cls, source, rows: int | None, tag_column: int = -1) -> Iterator[Table]:
+        """`source` as tables of at most `rows` rows, read as needed (predict on long inputs)."""
+        return read_chunks(source, rows)
 
     @classmethod
     def recognises(cls, table: Table) -> bool:

@@ -20,6 +20,8 @@ from ..evaluation.metrics import (
     regression_metrics,
     single_label_metrics,
 )
+from ..evaluation.sections import Section
+from ..evaluation.views import multi_label_sections, regression_sections, single_label_sections
 from ..models.quiet import quiet_transformers
 from .base import Task
 
@@ -82,6 +84,13 @@ class ClassificationTask(Task):
         if self.problem == "multi-label":
             return {"labels": list[str], "scores": dict[str, float]}
         return {"label": str, "score": float, "scores": dict[str, float]}
+
+    def report_sections(self, records: list[dict]) -> list[Section]:
+        if self.problem == "regression":
+            return regression_sections(records)
+        if self.problem == "multi-label":
+            return multi_label_sections(records, self.labels, self.threshold)
+        return single_label_sections(records, self.labels)
 
     @property
     def problem_type(self) -> str:

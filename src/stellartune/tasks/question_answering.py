@@ -17,6 +17,7 @@ evaluation data.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,12 +29,14 @@ from ..data.examples import Columns, Examples
 from ..data.qa_examples import (
     build_qa_examples,
     is_qa_table,
-    read_qa_table,
+    qa_table_chunks,
     resolve_qa_columns,
 )
 from ..data.readers import Table
 from ..errors import StellarError
+from ..evaluation.sections import Section
 from ..evaluation.squad import best_over_gold, squad_scores, token_f1
+from ..evaluation.views import answer_sections
 from .base import Task
 
 
@@ -95,9 +98,12 @@ class QuestionAnsweringTask(Task):
     def from_examples(cls, problem: str, train: Examples, config) -> "QuestionAnsweringTask":
         return cls(config.doc_stride, config.max_answer_length, unanswerable=any(not a for a in train.labels))
 
+    def report_sections(self, records: list[dict]) -> list[Section]:
+        return answer_sections(records)
+
     @classmethod
-    def read(cls, source, tag_column: int = -1) -> Table:
-        return read_qa_table(source)
+    def read_chunks(cls, source, rows: int | None, tag_column: int = -1) -> Iterator[Table]:
+        return qa_table_chunks(source, rows)
 
     @classmethod
     def recognises(cls, table: Table) -> bool:

@@ -11,6 +11,7 @@ encoded separately and joined again, so no word is ever cut off.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import torch
@@ -24,12 +25,14 @@ from ..data.tag_schemes import entities, split_tag, to_bio
 from ..data.token_examples import (
     build_token_examples,
     is_token_table,
-    read_token_table,
     resolve_token_columns,
     split_words,
+    token_table_chunks,
 )
 from ..errors import StellarError, some
 from ..evaluation.metrics import entity_metrics
+from ..evaluation.sections import Section
+from ..evaluation.views import entity_sections
 from .base import Task
 
 IGNORE = -100  # label of positions outside the loss (special tokens, padding, later subwords)
@@ -65,9 +68,12 @@ class TokenClassificationTask(Task):
         self.subword_labels = subword_labels
         self.index = {label: i for i, label in enumerate(labels)}
 
+    def report_sections(self, records: list[dict]) -> list[Section]:
+        return entity_sections(records)
+
     @classmethod
-    def read(cls, source, tag_column: int = -1) -> Table:
-        return read_token_table(source, tag_column)
+    def read_chunks(cls, source, rows: int | None, tag_column: int = -1) -> Iterator[Table]:
+        return token_table_chunks(source, rows, tag_column)
 
     @classmethod
     def recognises(cls, table: Table) -> bool:

@@ -34,6 +34,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .optim import build_optimizer, build_scheduler
+from .trackers import tracked_values
 
 
 @dataclass
@@ -62,15 +63,17 @@ class Step:
 
 
 class RunLog:
-    """The JSONL log of every logged step and evaluation (rank 0 only)."""
+    """The JSONL log of every logged step and evaluation (rank 0 only), also sent to the --report-to trackers."""
 
-    def __init__(self, path: Path, enabled: bool):
-        self.path, self.enabled = path, enabled
+    def __init__(self, path: Path, accelerator):
+        self.path, self.accelerator = path, accelerator
 
     def write(self, record: dict) -> None:
-        if self.enabled:
+        if self.accelerator.is_main_process:
             with open(self.path, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
+        if self.accelerator.log_with:
+            self.accelerator.log(tracked_values(record), step=record["step"])
 
 
 class LossWindow:
@@ -125,7 +128,7 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
     optimizer = build_optimizer(model, config)  # before unfreezing: holds all that will train
     scheduler = build_scheduler(optimizer, config.scheduler, plan.total_steps, config.warmup_ratio)
     model, optimizer = accelerator.prepare(model, optimizer)
-    checkpoints, log = run_dir / "checkpoints", RunLog(run_dir / "log.jsonl", accelerator.is_main_process)
+    checkpoints, log = run_dir / "checkpoints", RunLog(run_dir / "log.jsonl", accelerator)
     state = resumed_state(config, checkpoints, model, optimizer, scheduler, accelerator, plan, say)
 
     progress = tqdm(total=plan.total_steps, initial=state.step, desc="training", unit="step", dynamic_ncols=True,

@@ -32,6 +32,7 @@ from ..models import (
     output_layer,
     resolve_model,
 )
+from ..reports import REPORT_FILE, write_report
 from ..strategies import (
     GradualUnfreezing,
     apply_strategy,
@@ -53,6 +54,7 @@ from .checkpoint import latest_checkpoint
 from .engine import train_model
 from .model_card import write_model_card
 from .run_lock import run_lock
+from .trackers import start_tracking, tracker_settings
 
 logger = logging.getLogger("stellartune")
 
@@ -161,6 +163,7 @@ def finish_run(result: FineTunedModel, config: TrainConfig, eval_set, eval_examp
     if accelerator.is_main_process:
         say("evaluation of the final model:\n" + metrics_report(result.metrics, task.labels))
         write_run(result, config, eval_examples, task.predictions(logits, eval_set, eval_examples), state, seconds)
+        say(f"report: {result.run_dir / REPORT_FILE}")
         say(f"saved the model to {result.run_dir / 'model'}" + (
             f" (adapter and head only: {adapter_megabytes(result.run_dir / 'model'):.2f} MB; the base model loads "
             f"from {config.model})" if is_peft(model) else ""))
@@ -172,7 +175,8 @@ def start_run(config) -> tuple[Accelerator, Callable[[str], None]]:
     # accelerate keeps one precision per process; a second fit with another --precision starts it anew
     # (the process group, PartialState, is kept)
     AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(mixed_precision=mixed_precision(config.precision), cpu=no_accelerator())
+    accelerator = Accelerator(mixed_precision=mixed_precision(config.precision), cpu=no_accelerator(),
+                              **tracker_settings(config.report_to, config.output))
     say = (lambda message: logger.info(message)) if accelerator.is_main_process else (lambda message: None)
     set_seed(config.seed)
     return accelerator, say
@@ -234,8 +238,12 @@ def run_folder(config, accelerator) -> Iterator[Path]:
             if not config.resume:
                 (run_dir / "log.jsonl").unlink(missing_ok=True)
             config.save(run_dir / "config.yaml")
+        start_tracking(accelerator, run_dir, config.to_dict())
         accelerator.wait_for_everyone()
-        yield run_dir
+        try:
+            yield run_dir
+        finally:
+            accelerator.end_training()  # trackers flush and close
 
 
 def write_run(result: FineTunedModel, config: TrainConfig, eval_examples, predictions, state, seconds: float):
@@ -253,3 +261,4 @@ def write_run(result: FineTunedModel, config: TrainConfig, eval_examples, predic
             handle.write(json.dumps(record) + "\n")
     write_model_card(run_dir, config, result, state)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    write_report(run_dir)

@@ -1,0 +1,60 @@
+"""A report opened in a real headless Chromium (Debian's `chromium`, driven by Playwright): what loaded,
+what the console said, and what each section drew. Also a script, for the README's screenshot:
+
+    .venv/bin/python tests/browser.py runs/demo/report.html docs/report.png
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+# per section: its charts (svg), the marks they drew (paths, lines, text) and its table rows
+SECTIONS_SCRIPT = """() => [...document.querySelectorAll('section')].map(s => ({
+    id: s.id,
+    charts: s.querySelectorAll('svg').length,
+    drawn: [...s.querySelectorAll('svg')].map(svg => {
+        const box = svg.getBoundingClientRect();
+        return {width: box.width, height: box.height, marks: svg.querySelectorAll('path, use, text').length};
+    }),
+    rows: s.querySelectorAll('tbody tr').length,
+}))"""
+
+
+def need_chromium() -> str:
+    if CHROMIUM is None:
+        pytest.skip("needs Chromium for the browser check: apt-get install chromium (CI installs it)")
+    return CHROMIUM
+
+
+def open_report(path: Path, screenshot: Path | None = None) -> dict:
+    """{"errors": console errors and page errors, "sections": what each drew, "title": ...}."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=need_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            errors = []
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("requestfailed", lambda request: errors.append(f"failed to load {request.url}"))
+            page.goto(Path(path).resolve().as_uri(), wait_until="load")
+            found = {"errors": errors, "title": page.title(), "sections": page.evaluate(SECTIONS_SCRIPT)}
+            if screenshot:
+                page.screenshot(path=str(screenshot), full_page=True)
+            return found
+        finally:
+            browser.close()
+
+
+if __name__ == "__main__":
+    report, image = sys.argv[1:3]
+    if not Path(report).is_file():
+        sys.exit(f"{report}: no such report")
+    print(open_report(Path(report), Path(image))["errors"] or f"wrote {image}")
