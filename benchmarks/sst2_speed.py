@@ -12,7 +12,8 @@ memory is its own), in alternating order over --rounds:
   no accuracy.
 - `trainer best`: dynamic padding, length-grouped batches, bf16 autocast where the measured bf16
   matmul peak is over 1.5x the fp32 one (the fastest Trainer setting found, issue 6), batch 32.
-- `stellartune`: `stellartune.fit` with its defaults.
+- `stellartune`: `stellartune.fit` at the Trainer's settings (batch 32, `--trainer-lr`, the architecture's own
+  head), its defaults otherwise.
 Examples/s and real (non-padding) tokens/s count the training loop only; model FLOP utilisation
 (MFU) is 6 x parameters (without the embedding tables) + attention per real token, against a
 matmul peak measured in the same run at the precision the run used.
@@ -146,7 +147,8 @@ def train_stellartune(args) -> dict:
     folder = Path(args.output)
     train = write_tsv(folder / "train.tsv", texts, labels)
     model = stellartune.fit(model=args.model, train=train, eval=str(SHARED / "sst2" / "dev.tsv"),
-                            output=str(folder / "stellartune"), epochs=1, max_length=MAX_LENGTH, progress=False)
+                            output=str(folder / "stellartune"), epochs=1, max_length=MAX_LENGTH, progress=False,
+                            pooling="model", lr=args.trainer_lr, batch_size=BATCH)  # the Trainer's settings
     log = [json.loads(line) for line in (folder / "stellartune" / "log.jsonl").read_text().splitlines()]
     seconds = next(r["train_seconds"] for r in log if "epoch_end" in r)
     tokenizer = load_tokenizer(resolve_model(args.model))
@@ -274,7 +276,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="Alternating rounds of the three training runs")
     parser.add_argument("--train-examples", type=int, default=None, help="Train on the first N sentences (default: all)")
     parser.add_argument("--glue-examples", type=int, default=3000, help="Sentences the run_glue default trains on")
-    parser.add_argument("--trainer-lr", type=float, default=5e-5, help="The Trainer's learning rate (stellartune: its default)")
+    parser.add_argument("--trainer-lr", type=float, default=5e-5, help="The learning rate of both trainings")
     parser.add_argument("--output", default="runs/bench-speed")
     parser.add_argument("--predict-only", action="store_true", help="Measure prediction only, with the model that "
                         "an earlier run left in --output")

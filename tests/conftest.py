@@ -52,14 +52,15 @@ def sst2_dev() -> Path:
 
 @pytest.fixture(scope="session")
 def small_sst2_run(tmp_path_factory, sst2_dev) -> Path:
-    """A short run with the default (standard Hugging Face) head, shared by save/load/predict tests."""
+    """A short run with the architecture's own head (a standard Hugging Face checkpoint), shared by
+    save/load/predict tests."""
     import stellartune
 
     folder = tmp_path_factory.mktemp("small_sst2")
     train = tsv_slice(data_file("sst2/train.tsv"), folder / "train.tsv", 400)
     dev = tsv_slice(sst2_dev, folder / "dev.tsv", 200)
     stellartune.fit(train=str(train), eval=str(dev), output=str(folder / "run"), max_steps=15, batch_size=16,
-                    lr=1e-4, progress=False)
+                    lr=1e-4, pooling="model", progress=False)
     return folder / "run"
 
 

@@ -59,12 +59,12 @@ class TrainConfig:
     template: str | None = setting(None, "--task cloze: the prompt around each text, with {text} and one [MASK], e.g. \"{text} It was [MASK].\"")
     verbalizer: str | None = setting(None, "--task cloze: the word each label stands for at the [MASK], e.g. positive=great,negative=terrible (one token each).")
     # --- model head ----------------------------------------------------------------------
-    pooling: str = setting("auto", "Sentence vector for the head. auto = the architecture's own classification head (pooler for BERT, CLS for others).",
-                           choices=("auto", "cls", "pooler", "mean"))
+    pooling: str = setting("auto", "Sentence vector for the head. auto: the pooling a sentence-transformers checkpoint was trained with (its 1_Pooling/config.json), else the architecture's own head; model: the architecture's own classification head (pooler for BERT, CLS for others), a standard transformers checkpoint.",
+                           choices=("auto", "model", "cls", "pooler", "mean"))
     head: str = setting("linear", "Classifier head.", choices=("linear", "mlp"))
     head_hidden: list = setting([256], "Hidden sizes of the MLP head.")
     head_activation: str = setting("gelu", "MLP head activation.", choices=("relu", "gelu", "tanh"))
-    head_dropout: float = setting(0.1, "Dropout before each head layer.")
+    head_dropout: float | None = setting(None, "Dropout before each head layer (default: --dropout when given, as the architecture's own head has, else 0.1).")
     dropout: float | None = setting(None, "Override the encoder's dropout probabilities (hidden and attention); default: the model's own.")
     # --- transfer strategy (strategies/) -------------------------------------------------
     freeze: str = setting("none", "Frozen parameters: none, word-embeddings (the token table: fine-tuning barely moves it; fixing it halves a small model's optimizer state), embeddings (all of them), layers:N (embeddings and the bottom N layers) or encoder (train the head only).")
@@ -85,9 +85,9 @@ class TrainConfig:
     # --- optimisation ------------------------------------------------------------------
     epochs: float = setting(3.0, "Training epochs (ignored when --max-steps is set).")
     max_steps: int | None = setting(None, "Stop after this many optimizer steps.")
-    batch_size: int = setting(32, "Examples per optimizer step (split over processes and accumulation steps).")
+    batch_size: int | None = setting(None, "Examples per optimizer step (split over processes and accumulation steps); default: by data size, the largest of 32, 16, 8 that gives 250 steps or more.")
     grad_accum: int = setting(1, "Micro-batches per optimizer step (batch_size is divided by it).")
-    lr: float = setting(5e-5, "Peak learning rate (AdamW).")
+    lr: float | None = setting(None, "Peak learning rate (AdamW); default: by encoder size and task (1e-4 under 60M parameters, 5e-5 under 200M, else 2e-5; x2 for NER).")
     weight_decay: float = setting(0.01, "AdamW weight decay (never applied to biases and norm weights).")
     warmup_ratio: float = setting(0.1, "Fraction of steps with linear warmup.")
     scheduler: str = setting("linear", "Learning-rate decay after warmup.", choices=("linear", "cosine", "constant"))
@@ -225,7 +225,7 @@ def check_shared_settings(config, counts: tuple[str, ...]) -> None:
     check_choices_and_counts(config, ("batch_size", "grad_accum", "log_steps") + counts)
     if not 0 < config.eval_split < 1:
         raise StellarError(f"--eval-split must be between 0 and 1; got {config.eval_split}")
-    if config.batch_size % config.grad_accum:
+    if config.batch_size is not None and config.batch_size % config.grad_accum:
         raise StellarError(f"--batch-size ({config.batch_size}) must be a multiple of --grad-accum ({config.grad_accum})")
     if config.epochs <= 0 and not config.max_steps:
         raise StellarError("--epochs must be positive (or give --max-steps)")
@@ -258,9 +258,9 @@ class PretrainConfig:
     unfreeze_every: int | None = like("unfreeze_every")
     epochs: float = like("epochs", 1.0)
     max_steps: int | None = like("max_steps")
-    batch_size: int = like("batch_size")
+    batch_size: int = like("batch_size", 32, "Examples per optimizer step (split over processes and accumulation steps).")
     grad_accum: int = like("grad_accum")
-    lr: float = like("lr", 1e-4)
+    lr: float = like("lr", 1e-4, "Peak learning rate (AdamW).")
     weight_decay: float = like("weight_decay")
     warmup_ratio: float = like("warmup_ratio", 0.06)
     scheduler: str = like("scheduler")

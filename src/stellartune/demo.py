@@ -60,8 +60,7 @@ def run_demo(output: str = "runs/demo", epochs: float = 1.0):
     rows = bbc_news_rows()
     train, test = write_splits(rows, Path(output) / "data")
     logger.info(f"BBC News: {len(rows)} articles in 5 topics -> {train} and {test}")
-    model = fit(model="minilm", train=str(train), eval=str(test), output=output, epochs=epochs,
-                max_length=128, batch_size=16, lr=1e-4)
+    model = fit(model="minilm", train=str(train), eval=str(test), output=output, epochs=epochs, max_length=128)
     logger.info("\npredictions for new sentences:")
     for sentence, prediction in zip(NEW_SENTENCES, model.predict(NEW_SENTENCES)):
         logger.info(f"  {prediction['label']:>13}  {prediction['score']:.3f}  {sentence}")

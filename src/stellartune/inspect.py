@@ -15,6 +15,8 @@ from .models.loading import quiet_transformers
 from .strategies import apply_strategy, describe_strategy
 from .strategies.layers import encoder_parts, group_rank
 from .strategies.learning_rates import parameter_groups
+from .tasks.base import Task
+from .training.auto import auto_lr
 
 
 def load_for_inspection(name: str):
@@ -77,10 +79,12 @@ def with_strategy(name: str, config: TrainConfig) -> torch.nn.Module:
 
 
 def parameter_groups_table(model: torch.nn.Module, config: TrainConfig) -> str:
-    """The optimizer's groups as `train` builds them, and the frozen parameters, per layer group."""
+    """The optimizer's groups as `train` builds them (a sentence classifier's learning rate unless --lr
+    is given), and the frozen parameters, per layer group."""
+    lr = config.lr or auto_lr(sum(p.numel() for p in model.parameters()), Task)
     rows = [[g["name"], len(g["params"]), f"{sum(p.numel() for p in g['params']):,}", f"{g['lr']:.3g}",
              g["weight_decay"], "trainable"]
-            for g in parameter_groups(model, config.lr, config.weight_decay, config.head_lr, config.layer_lr_decay)]
+            for g in parameter_groups(model, lr, config.weight_decay, config.head_lr, config.layer_lr_decay)]
     parts = encoder_parts(model)
     groups = parts.group_of_parameters(model)
     frozen: dict[str, list] = {}

@@ -1,7 +1,8 @@
 """Classifier heads for non-default settings: CLS, pooler or mean pooling, then linear or MLP.
 
-The default (`pooling=auto`, `head=linear`) uses the architecture's own
-`AutoModelForSequenceClassification` head instead, so the saved model is a standard checkpoint.
+`pooling=model` (what `auto` gives for a checkpoint that is not a sentence-transformers one) with
+`head=linear` uses the architecture's own `AutoModelForSequenceClassification` head instead, so the
+saved model is a standard checkpoint.
 Any other combination is an `EncoderWithHead`, saved as a standard encoder folder plus
 `head.safetensors` and `head.json`, which `load_classifier` restores.
 """
@@ -59,6 +60,9 @@ class EncoderWithHead(nn.Module):
         self.head_config = config
         self.head = build_head(config, encoder.config.hidden_size)
         self.config = encoder.config  # what callers read (id2label, model_type, ...)
+        pooler = getattr(encoder, "pooler", None)
+        if config.pooling != "pooler" and isinstance(pooler, nn.Module):
+            pooler.requires_grad_(False)  # unused: DDP wants a gradient for every trainable parameter
 
     def forward(self, **inputs) -> torch.Tensor:
         outputs = self.encoder(**inputs)

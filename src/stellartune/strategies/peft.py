@@ -56,7 +56,7 @@ def peft_config(model: nn.Module, config):
         return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                           target_modules=lora_targets(model, config.lora_targets), modules_to_save=head)
     if isinstance(model, EncoderWithHead):
-        raise StellarError(f"--peft {config.peft} works with the architecture's own head (--pooling auto "
+        raise StellarError(f"--peft {config.peft} works with the architecture's own head (--pooling model "
                            "--head linear); use --peft lora for custom heads")
     kind = architecture_kind(type(model).__name__)
     task_type = {"token": TaskType.TOKEN_CLS, "qa": TaskType.QUESTION_ANS}.get(kind, TaskType.SEQ_CLS)

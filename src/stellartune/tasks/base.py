@@ -28,6 +28,7 @@ class Task:
     default_max_length = 128  # tokens per example unless --max-length says otherwise
     head_description = "new classification head"  # for the log: what is trained on top of the encoder
     pipeline_task = "text-classification"  # the transformers pipeline that loads the saved model
+    lr_scale = 1.0  # its learning rate against a sentence classifier's, when --lr is not given
     lower_is_better: frozenset[str] = frozenset()  # metrics where lower wins (mse, loss, ...); the rest: higher
     input_names = ("texts", "text_pairs")  # what a served request calls its inputs (`stellartune serve`)
     needs_pairs = False  # every input needs a second text, whatever the training columns (QA: a context)

@@ -59,6 +59,7 @@ class TokenClassificationTask(Task):
     model_kind = "token"  # one output per token: AutoModelForTokenClassification
     one_output_per_text = False
     head_description = "new token-classification head"
+    lr_scale = 2.0  # measured on CoNLL-2003 slices: per-token heads learn best at twice the rate
     pipeline_task = "token-classification"
     primary_metric = "f1"
     prediction_fields = {"entities": list[Entity], "tags": list[str]}

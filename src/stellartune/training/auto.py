@@ -19,9 +19,9 @@ def settle_pooling(config: TrainConfig, task, model_path: str) -> tuple[TrainCon
         return config, f"head: {config.pooling} pooling, as --pooling says"
     if not task.one_output_per_text:
         return dataclasses.replace(config, pooling="model"), f"head: {task.head_description}"
-    if config.peft in ("prompt", "prefix"):
-        return dataclasses.replace(config, pooling="model"), (
-            f"head: the architecture's own, which --peft {config.peft} needs; {STANDARD_HEAD}")
+    if config.peft in ("prompt", "prefix") or config.merge:
+        need = "--merge makes" if config.merge else f"--peft {config.peft} needs"
+        return dataclasses.replace(config, pooling="model"), f"head: the architecture's own, which {need}; {STANDARD_HEAD}"
     pooling, source = sentence_pooling(model_path)
     if pooling is None:
         return dataclasses.replace(config, pooling="model"), f"head: the architecture's own ({source}); {STANDARD_HEAD}"
@@ -29,3 +29,37 @@ def settle_pooling(config: TrainConfig, task, model_path: str) -> tuple[TrainCon
         f"head: {pooling} pooling, as the checkpoint's {source} says (a sentence-transformers checkpoint, trained "
         f"to pool this way); the saved model loads with stellartune (load, predict, serve, export), not "
         f"transformers.pipeline, which has no head that pools so: --pooling model keeps the architecture's own head")
+
+
+# Learning rate of a sentence classifier by encoder size (parameters): small encoders take larger steps.
+# Measured for the small size (minilm, 22.7M; benchmarks/zero_config.py); the larger sizes keep the
+# published recipes' rates (BERT/RoBERTa base 2e-5..5e-5, large 1e-5..2e-5).
+LR_BY_SIZE = ((60e6, 1e-4), (200e6, 5e-5), (float("inf"), 2e-5))
+BATCH_SIZES = (32, 16, 8)
+MIN_STEPS = 250  # optimizer steps a run should take: small data trains in smaller batches rather than few steps
+
+
+def auto_lr(parameters: int, task) -> float:
+    return next(lr for limit, lr in LR_BY_SIZE if parameters < limit) * task.lr_scale
+
+
+def auto_batch_size(examples: int, epochs: float) -> int:
+    """The largest batch that still gives MIN_STEPS optimizer steps (the smallest when none does)."""
+    return next((size for size in BATCH_SIZES if epochs * -(-examples // size) >= MIN_STEPS), BATCH_SIZES[-1])
+
+
+def optimisation_settings(config: TrainConfig, task, parameters: int, examples: int) -> tuple[TrainConfig, str]:
+    """--lr and --batch-size when not given: from the encoder's size and the task, and from the number of
+    training examples (windows, for QA) and epochs."""
+    reasons = []
+    if config.batch_size is None:
+        size = auto_batch_size(examples, config.epochs)
+        config = dataclasses.replace(config, batch_size=size)
+        reasons.append(f"batch size {size} ({examples} training examples x {config.epochs:g} epoch{'' if config.epochs == 1 else 's'}: the largest of "
+                       f"{'/'.join(map(str, BATCH_SIZES))} that gives {MIN_STEPS} steps or more)")
+    if config.lr is None:
+        lr = auto_lr(parameters, task)
+        config = dataclasses.replace(config, lr=lr)
+        reasons.append(f"learning rate {lr:g} (a {parameters / 1e6:.0f}M-parameter encoder"
+                       + (f", x{task.lr_scale:g} for a {task.name} head" if task.lr_scale != 1 else "") + ")")
+    return config, ("auto: " + "; ".join(reasons)) if reasons else ""

@@ -50,6 +50,7 @@ from ..tasks import (
     task_class,
     task_for,
 )
+from .auto import optimisation_settings, settle_pooling
 from .checkpoint import latest_checkpoint
 from .engine import train_model
 from .model_card import write_model_card
@@ -62,15 +63,18 @@ def fit(config: TrainConfig) -> FineTunedModel:
     started = time.time()
     accelerator, say = start_run(config)
     config, columns, train_examples, eval_examples = read_data(config, say)
+    task = task_for(config.task, train_examples, config)
+    if note := task.check_known_labels(eval_examples):
+        say(note)
+    model_path = resolve_model(config.model)
+    config, why = settle_pooling(config, task, model_path)
+    say(why)
     # locked against a second run for the whole run; after the data checks: bad input leaves no run folder
     with run_folder(config, accelerator) as run_dir:
-        task = task_for(config.task, train_examples, config)
-        if note := task.check_known_labels(eval_examples):
-            say(note)
-        model_path = resolve_model(config.model)
         tokenizer = load_tokenizer(model_path, config.trust_remote_code)
         model = build_model(task, model_path, tokenizer, config, say)
         train_set, eval_set = encode(task, tokenizer, train_examples, eval_examples, config, say)
+        config = settle_optimisation(config, task, model, len(train_set), run_dir, accelerator, say)
         start_at_the_prior(model, task, train_set)
 
         # ---- transfer strategy: what trains, at which rate, on what
@@ -182,16 +186,28 @@ def start_run(config) -> tuple[Accelerator, Callable[[str], None]]:
     return accelerator, say
 
 
+def settle_optimisation(config: TrainConfig, task, model, examples: int, run_dir: Path, accelerator, say
+                        ) -> TrainConfig:
+    """--lr and --batch-size when not given, said in the log and saved in config.yaml."""
+    config, why = optimisation_settings(config, task, sum(p.numel() for p in model.parameters()), examples)
+    if why:
+        say(why)
+        if accelerator.is_main_process:
+            config.save(run_dir / "config.yaml")
+    return config
+
+
 def custom_head(config: TrainConfig, task) -> HeadConfig | None:
-    """None for the architecture's own head (the default), else stellartune's pooling + head."""
-    if config.pooling == "auto" and config.head == "linear":
+    """None for the architecture's own head, else stellartune's pooling + head (`config.pooling` settled)."""
+    if config.pooling == "model" and config.head == "linear":
         return None
     if not task.one_output_per_text:
         raise StellarError(f"--pooling and --head shape a sentence classifier; --task {task.name} uses the "
                            "architecture's own head")
-    pooling = "cls" if config.pooling == "auto" else config.pooling
+    pooling = "cls" if config.pooling == "model" else config.pooling
     return HeadConfig(pooling=pooling, kind=config.head, hidden=config.head_hidden, activation=config.head_activation,
-                      dropout=config.head_dropout, num_labels=len(task.labels))
+                      dropout=next(d for d in (config.head_dropout, config.dropout, 0.1) if d is not None),
+                      num_labels=len(task.labels))
 
 
 def read_examples(config: TrainConfig):
