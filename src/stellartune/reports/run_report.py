@@ -42,19 +42,21 @@ class Run:
         return self.folder.name
 
     @property
+    def chosen_metric(self) -> str | None:
+        """The metric the settings or the saved task name for the best checkpoint (None: pretraining at auto)."""
+        metric = self.settings.get("metric", "auto")
+        return metric if metric != "auto" else self.task.primary_metric if self.task else None
+
+    @property
     def watched(self) -> str:
         """The metric that chose the best checkpoint."""
-        metric = self.settings.get("metric", "auto")
-        if metric != "auto":
-            return metric
-        return self.task.primary_metric if self.task else next(iter(self.eval_metrics), "loss")
+        return self.chosen_metric or next(iter(self.eval_metrics), "loss")
 
     @property
     def eval_metrics(self) -> list[str]:
+        """The metrics logged at each evaluation, the watched one first."""
         names = list(dict.fromkeys(k for record in self.log for k in record.get("eval", {})))
-        watched = self.settings.get("metric") if self.settings.get("metric", "auto") != "auto" else (
-            self.task.primary_metric if self.task else None)
-        return sorted(names, key=lambda name: name != watched)
+        return sorted(names, key=lambda name: name != self.chosen_metric)
 
 
 def read_run(folder: str | Path) -> Run:
