@@ -65,7 +65,8 @@ def pretrain(config: PretrainConfig) -> dict:
         before = evaluate(model, task, eval_set, tokenizer, config, accelerator)
         say(f"held-out MLM loss before training: {summarise(before)}")
         unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
-        state = train_model(model, task, train_set, eval_set, tokenizer, config, run_dir, accelerator, say, unfreezer)
+        state, _ = train_model(model, task, train_set, eval_set, tokenizer, config, run_dir, accelerator, say,
+                               unfreezer)
         metrics = evaluate(model, task, eval_set, tokenizer, config, accelerator)
         say(f"held-out MLM loss after training: {summarise(metrics)}")
         if accelerator.is_main_process:

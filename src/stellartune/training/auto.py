@@ -36,7 +36,7 @@ def settle_pooling(config: TrainConfig, task, model_path: str) -> tuple[TrainCon
 # published recipes' rates (BERT/RoBERTa base 2e-5..5e-5, large 1e-5..2e-5).
 LR_BY_SIZE = ((60e6, 1e-4), (200e6, 5e-5), (float("inf"), 2e-5))
 BATCH_SIZES = (32, 16, 8)
-MIN_STEPS = 250  # optimizer steps a run should take: small data trains in smaller batches rather than few steps
+MIN_STEPS = 1000  # optimizer steps a run should take: small data trains in smaller batches rather than few steps
 
 
 def auto_lr(parameters: int, task) -> float:

@@ -18,6 +18,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from ..batching.batches import batch_inputs, shard, training_batches
@@ -118,8 +119,9 @@ class TrainingPlan:
 
 
 def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Path, accelerator, say,
-                unfreezer: GradualUnfreezing | None = None) -> LoopState:
-    """Train (resuming when asked), evaluate and checkpoint on the way, restore the best weights."""
+                unfreezer: GradualUnfreezing | None = None) -> tuple[LoopState, torch.Tensor | None]:
+    """Train (resuming when asked), evaluate and checkpoint on the way, restore the best weights. Also returns
+    the last evaluation's logits when the final weights are the ones it evaluated (None otherwise)."""
     if unfreezer and accelerator.num_processes > 1:
         raise StellarError("--unfreeze gradual runs in one process for now (DDP fixes the trained parameters "
                            "when it starts); drop it or train without torchrun")
@@ -134,6 +136,7 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
     progress = tqdm(total=plan.total_steps, initial=state.step, desc="training", unit="step", dynamic_ncols=True,
                     disable=not (accelerator.is_main_process and config.progress))
     window, epoch_seconds, shown = LossWindow(), 0.0, {}  # shown: the progress bar's loss and last metric
+    logits = None
     for step in optimizer_steps(model, task, train_set, tokenizer, accepted, optimizer, scheduler, config,
                                 accelerator, state, plan, unfreezer, say):
         epoch_seconds += step.seconds
@@ -148,8 +151,8 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
             log.write(window.record(state.step, step.epochs, scheduler.get_last_lr()[0]))
         if state.step % plan.eval_every == 0 or state.step == plan.total_steps:
             started = time.perf_counter()
-            value = evaluate_and_checkpoint(model, optimizer, scheduler, task, eval_set, tokenizer, config,
-                                            checkpoints, accelerator, state, log, say)
+            value, logits = evaluate_and_checkpoint(model, optimizer, scheduler, task, eval_set, tokenizer, config,
+                                                    checkpoints, accelerator, state, log, say)
             shown[metric_name(config, task)] = f"{value:.4f}"
             window.pause(time.perf_counter() - started)  # throughput counts training time only
             progress.set_postfix(shown)
@@ -157,18 +160,21 @@ def train_model(model, task, train_set, eval_set, tokenizer, config, run_dir: Pa
             break
     progress.close()
     if config.restore_best and state.best_checkpoint and state.best_step != state.step:
-        restore_best(model, state, accelerator, metric_name(config, task), say)
+        if restore_best(model, state, accelerator, metric_name(config, task), say):
+            logits = None
     accelerator.unwrap_model(model, keep_fp32_wrapper=False)  # drop prepare's autocast: from here it runs as saved
-    return state
+    return state, logits
 
 
-def restore_best(model, state: LoopState, accelerator, metric: str, say) -> None:
+def restore_best(model, state: LoopState, accelerator, metric: str, say) -> bool:
+    """Whether the best checkpoint's weights were loaded."""
     try:
         load_weights(Path(state.best_checkpoint), accelerator.unwrap_model(model))
     except BrokenCheckpoint as e:  # damaged since it was written: the final weights are kept, and said so
         say(f"kept the final weights: the best checkpoint ({state.best_checkpoint}) is damaged: {e}")
-        return
+        return False
     say(f"restored the best checkpoint (step {state.best_step}, {metric} = {state.best_metric:.4f})")
+    return True
 
 
 def resumed_state(config, checkpoints: Path, model, optimizer, scheduler, accelerator, plan, say) -> LoopState:
@@ -243,9 +249,10 @@ def metric_name(config, task) -> str:
 
 
 def evaluate_and_checkpoint(model, optimizer, scheduler, task, eval_set, tokenizer, config, checkpoints,
-                            accelerator, state: LoopState, log: RunLog, say) -> float:
-    """Evaluate, update best/early-stopping state, write a checkpoint; returns the watched metric."""
-    metrics = evaluate(accelerator.unwrap_model(model), task, eval_set, tokenizer, config, accelerator)
+                            accelerator, state: LoopState, log: RunLog, say) -> tuple[float, torch.Tensor]:
+    """Evaluate, update best/early-stopping state, write a checkpoint; returns the watched metric and the logits."""
+    logits = evaluation_logits(accelerator.unwrap_model(model), eval_set, tokenizer, config, accelerator)
+    metrics = scored(task, logits, eval_set)
     name = metric_name(config, task)
     if name not in metrics:
         raise StellarError(f"--metric {name}: not a metric of this task; choose from "
@@ -266,12 +273,19 @@ def evaluate_and_checkpoint(model, optimizer, scheduler, task, eval_set, tokeniz
                                 asdict(state))
         prune_checkpoints(checkpoints, {saved, Path(state.best_checkpoint)})
     accelerator.wait_for_everyone()
-    return value
+    return value, logits
 
 
 def evaluate(model, task, encoded, tokenizer, config, accelerator) -> dict:
+    return scored(task, evaluation_logits(model, encoded, tokenizer, config, accelerator), encoded)
+
+
+def evaluation_logits(model, encoded, tokenizer, config, accelerator) -> torch.Tensor:
+    return compute_logits(model, encoded, tokenizer, batch_size=2 * config.batch_size, device=accelerator.device,
+                          autocast=accelerator.autocast)
+
+
+def scored(task, logits: torch.Tensor, encoded) -> dict:
     """Calibrated, then scored: each evaluation is judged with the settings it would be saved with."""
-    logits = compute_logits(model, encoded, tokenizer, batch_size=2 * config.batch_size,
-                            device=accelerator.device, autocast=accelerator.autocast)
     task.calibrate(logits, encoded)
     return task.metrics(logits, encoded)

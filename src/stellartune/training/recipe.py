@@ -82,12 +82,16 @@ def fit(config: TrainConfig) -> FineTunedModel:
         trained, train_input, eval_input = training_inputs(model, task, train_set, eval_set, tokenizer, model_path,
                                                            config, accelerator, say)
         unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
-        state = train_model(trained, task, train_input, eval_input, tokenizer, config, run_dir, accelerator, say, unfreezer)
-
+        state, logits = train_model(trained, task, train_input, eval_input, tokenizer, config, run_dir, accelerator,
+                                    say, unfreezer)
+        # the loop's last logits are the saved model's when it evaluated these weights, as saved, in fp32
+        as_saved = (trained is model and not config.merge and accelerator.mixed_precision == "no"
+                    and resolve_precision(config.precision, accelerator.device) == "fp32")
         model = merge(model) if config.merge else model
         result = FineTunedModel(model, tokenizer, task, config.max_length, columns, config.label_delimiter, config.model,
                                 run_dir=run_dir, strategy=strategy_record(config), precision=config.precision)
-        finish_run(result, config, eval_set, eval_examples, state, time.time() - started, accelerator, say)
+        finish_run(result, config, eval_set, eval_examples, state, time.time() - started, accelerator, say,
+                   logits if as_saved else None)
         return result
 
 
@@ -156,12 +160,14 @@ def training_inputs(model, task, train_set, eval_set, tokenizer, model_path: str
 
 
 def finish_run(result: FineTunedModel, config: TrainConfig, eval_set, eval_examples, state, seconds: float,
-               accelerator, say) -> None:
+               accelerator, say, logits: torch.Tensor | None = None) -> None:
     """The final evaluation, in the precision predict and evaluate run the saved model at (the reported
-    metrics are what it gives), then the run folder."""
+    metrics are what it gives), then the run folder. `logits`: the saved model's on `eval_set`, already
+    computed."""
     model, task = result.model, result.task
-    logits = compute_logits(model, eval_set, result.tokenizer, 2 * config.batch_size, accelerator.device,
-                            inference_autocast(config.precision, accelerator.device))
+    if logits is None:
+        logits = compute_logits(model, eval_set, result.tokenizer, 2 * config.batch_size, accelerator.device,
+                                inference_autocast(config.precision, accelerator.device))
     task.calibrate(logits, eval_set)
     result.metrics = task.metrics(logits, eval_set)
     if accelerator.is_main_process:
