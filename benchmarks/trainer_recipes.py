@@ -42,6 +42,16 @@ def train(model, training, features: list[dict], collator):
     return trainer, seconds
 
 
+def score_each(files: dict[str, Path], score) -> dict:
+    """`score(path)` of each named file, and the seconds each took."""
+    scores, seconds = {}, {}
+    for name, path in files.items():
+        started = time.time()
+        scores[name] = score(path)
+        seconds[name] = time.time() - started
+    return {"scores": scores, "score_seconds": seconds}
+
+
 def examples(problem: str, path: Path):
     from stellartune.tasks import columns_for, examples_for, read_for
 
@@ -72,12 +82,13 @@ def sequence_classification(model_path: str, problem: str, train_file: Path, sco
                                                                problem_type=kind)
     trainer, seconds = train(model, arguments(folder, **settings), features(train_examples),
                              DataCollatorWithPadding(tokenizer))
-    scores = {}
-    for name, path in score_files.items():
+
+    def score(path: Path) -> float:
         data = examples(problem, path)
         outputs = np.asarray(trainer.predict(features(data)).predictions)
-        scores[name] = sequence_score(problem, outputs, label_targets(problem, data.labels, names), names)
-    return {"scores": scores, "seconds": seconds}
+        return sequence_score(problem, outputs, label_targets(problem, data.labels, names), names)
+
+    return {**score_each(score_files, score), "seconds": seconds}
 
 
 def label_names(problem: str, labels: list) -> list[str]:
@@ -133,12 +144,13 @@ def token_classification(model_path: str, train_file: Path, score_files: dict[st
                                                             id2label=dict(enumerate(names)), label2id=index)
     trainer, seconds = train(model, arguments(folder, **settings), aligned(tokenizer, rows, index, max_length),
                              DataCollatorForTokenClassification(tokenizer))
-    scores = {}
-    for name, path in score_files.items():
+
+    def score(path: Path) -> float:
         features = aligned(tokenizer, read_conll(path).rows, index, max_length)
         predicted, gold = word_tags(np.asarray(trainer.predict(features).predictions), features, names)
-        scores[name] = entity_metrics(predicted, gold)["f1"]
-    return {"scores": scores, "seconds": seconds}
+        return entity_metrics(predicted, gold)["f1"]
+
+    return {**score_each(score_files, score), "seconds": seconds}
 
 
 def aligned(tokenizer, rows, index, max_length: int = 128):
@@ -184,8 +196,9 @@ def question_answering(model_path: str, train_file: Path, score_files: dict[str,
     trainer, seconds = train(model, arguments(folder, **settings), answer_features(windows(train_examples),
                                                                                    train_examples.labels),
                              DataCollatorWithPadding(tokenizer))
-    scores, exact = {}, {}
-    for name, path in score_files.items():
+    exact = {}
+
+    def score(path: Path) -> float:
         data = examples("qa", path)
         encoded = windows(data)
         inputs = [{k: encoded[k][i] for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded}
@@ -193,8 +206,11 @@ def question_answering(model_path: str, train_file: Path, score_files: dict[str,
         start_logits, end_logits = trainer.predict(inputs).predictions
         result = squad_scores(best_spans(encoded, data.pairs, start_logits, end_logits),
                               [[a["text"] for a in gold] for gold in data.labels])
-        scores[name], exact[name] = result["f1"], result["exact_match"]
-    return {"scores": scores, "exact_match": exact, "seconds": seconds}
+        exact[path] = result["exact_match"]
+        return result["f1"]
+
+    scored = score_each(score_files, score)
+    return {**scored, "exact_match": {name: exact[path] for name, path in score_files.items()}, "seconds": seconds}
 
 
 def answer_features(encoded, labels) -> list[dict]:

@@ -136,7 +136,8 @@ def run(train: Path, evaluation: Path, settings: dict, seed: int, output: Path) 
 
 def run_trainer(name: str, train: Path, evaluation: Path, flags: dict, lr: float, batch: int, folder: Path) -> dict:
     """One Trainer run of the grid: its score on the slice's evaluation file (and on the file the best is
-    chosen on), and its wall time from loading the model to the last score."""
+    chosen on), and its wall time from loading the model to the evaluation file's score (scoring the file
+    the best is chosen on is left out: a Trainer run would not need it)."""
     from trainer_recipes import question_answering, sequence_classification, token_classification
 
     from stellartune.models import resolve_model
@@ -156,7 +157,8 @@ def run_trainer(name: str, train: Path, evaluation: Path, flags: dict, lr: float
     return {"slice": name, "lr": lr, "batch_size": batch, "epochs": settings["epochs"],
             "score": result["scores"]["evaluation"],
             "chosen_on": result["scores"].get("chosen on", result["scores"]["evaluation"]),
-            "train_seconds": round(result["seconds"], 1), "seconds": round(time.time() - started, 1),
+            "train_seconds": round(result["seconds"], 1),
+            "seconds": round(time.time() - started - result["score_seconds"].get("chosen on", 0.0), 1),
             "threads": torch.get_num_threads()}
 
 
@@ -175,7 +177,8 @@ def run_anchors(names: list[str], grid: list[tuple[float, int]], folder: Path) -
                 continue
             runs.append(run_trainer(name, train, evaluation, flags, lr, batch, folder / f"trainer-{name}"))
             print(json.dumps(runs[-1]), flush=True)
-            ANCHORS.write_text(json.dumps({"command": "python benchmarks/zero_config.py --anchors", "model": "minilm",
+            command = f"python benchmarks/zero_config.py --anchors --threads {torch.get_num_threads()}"
+            ANCHORS.write_text(json.dumps({"command": command, "model": "minilm",
                                            "seed": 42, "runs": runs}, indent=1) + "\n")
 
 
