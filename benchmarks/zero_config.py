@@ -177,9 +177,10 @@ def run_anchors(names: list[str], grid: list[tuple[float, int]], folder: Path) -
                 continue
             runs.append(run_trainer(name, train, evaluation, flags, lr, batch, folder / f"trainer-{name}"))
             print(json.dumps(runs[-1]), flush=True)
+            saved = json.loads(ANCHORS.read_text()) if ANCHORS.exists() else {}  # keeps its notes
             command = f"python benchmarks/zero_config.py --anchors --threads {torch.get_num_threads()}"
-            ANCHORS.write_text(json.dumps({"command": command, "model": "minilm",
-                                           "seed": 42, "runs": runs}, indent=1) + "\n")
+            ANCHORS.write_text(json.dumps({**saved, "command": command, "model": "minilm", "seed": 42, "runs": runs},
+                                          indent=1) + "\n")
 
 
 def anchor_cells(name: str, score: float, seconds: float, runs: list[dict]) -> str:
