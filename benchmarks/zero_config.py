@@ -13,7 +13,9 @@ the stellartune runs are printed beside the saved anchors: the Trainer's own def
 and the grid's best, chosen on the dev file (CoNLL's valid.txt; elsewhere the slice's evaluation file,
 which is a dev file except BANKING77's and SMS spam's held-out parts), with the verdict: within 0.5
 points of the best, in no more wall time than the Trainer's default run. `--trainer-settings` also runs
-stellartune's own loop at the Trainer's default settings.
+stellartune's own loop at the Trainer's default settings. `--jobs 2 --threads 1` runs two at a time.
+
+Not here yet: issue 15's --full mode (full SST-2 and CoNLL, the SQuAD article split, AG News).
 """
 
 from __future__ import annotations
