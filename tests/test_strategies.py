@@ -123,6 +123,20 @@ def run_step(model, tokenizer, optimizer) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+def test_reinit_layers_draws_the_top_layers_afresh_and_keeps_the_rest(minilm):
+    path, _ = minilm
+    pretrained = {name: p.detach().clone() for name, p in fresh_classifier(path).named_parameters()}
+    model = apply_strategy(fresh_classifier(path), TrainConfig(reinit_layers=2))
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, pretrained[name])}
+    assert changed == under(set(pretrained), "bert.encoder.layer.4.", "bert.encoder.layer.5.")
+    top = dict(model.named_parameters())
+    assert top["bert.encoder.layer.5.output.dense.weight"].std().item() == pytest.approx(0.02, rel=0.05)
+    assert torch.count_nonzero(top["bert.encoder.layer.5.output.dense.bias"]) == 0
+    assert torch.all(top["bert.encoder.layer.4.output.LayerNorm.weight"] == 1)
+    with pytest.raises(StellarError, match="--reinit-layers 7: the model has only 6 transformer layers"):
+        apply_strategy(fresh_classifier(path), TrainConfig(reinit_layers=7))
+
+
 def test_layer_wise_learning_rates_in_the_optimizer(minilm):
     path, _ = minilm
     config = TrainConfig(freeze="layers:2", lr=1e-4, head_lr=1e-3, layer_lr_decay=0.5)

@@ -73,6 +73,7 @@ class TrainConfig:
     unfreeze_every: int | None = setting(None, "Steps between unfreezing steps of --unfreeze gradual (default: one epoch).")
     head_lr: float | None = setting(None, "Learning rate of the head (default: --lr).")
     layer_lr_decay: float = setting(1.0, "Layer-wise learning-rate decay: each layer gets the rate of the one above times this; embeddings lowest.")
+    reinit_layers: int = setting(0, "Re-initialise the top N transformer layers before training (Zhang et al. 2021); 0 keeps every pretrained layer.")
     feature_cache: bool = setting(True, "With --freeze encoder, compute the encoder outputs once (cached on disk) and train the head on them.")
     peft: str = setting("none", "Parameter-efficient tuning through PEFT: lora, prompt (prompt tuning) or prefix (prefix tuning, P-tuning v2 style). The head always trains.",
                         choices=("none", "lora", "prompt", "prefix"))
@@ -131,6 +132,8 @@ class TrainConfig:
             raise StellarError("--merge needs --peft lora (prompt and prefix tuning cannot be merged into the weights)")
         if not 0 < self.layer_lr_decay <= 1:
             raise StellarError(f"--layer-lr-decay must be in (0, 1]; got {self.layer_lr_decay}")
+        if self.reinit_layers < 0:
+            raise StellarError(f"--reinit-layers must be 0 or more; got {self.reinit_layers}")
 
     # --- (de)serialisation -----------------------------------------------------------------
     @classmethod

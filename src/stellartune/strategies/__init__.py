@@ -4,6 +4,7 @@
 - learning_rates.py: --head-lr, --layer-lr-decay (AdamW parameter groups)
 - feature_cache.py: head-only training on cached encoder outputs when the encoder is frozen
 - peft.py: --peft lora|prompt|prefix through the PEFT library
+- reinit.py: --reinit-layers N, the top layers from fresh weights
 - layers.py: where embeddings, layers and head are, for any architecture
 """
 
@@ -13,13 +14,16 @@ from torch import nn
 
 from .freezing import GradualUnfreezing, apply_freeze, train_mode
 from .peft import apply_peft
+from .reinit import reinit_top_layers
 
-STRATEGY_SETTINGS = ("freeze", "unfreeze", "unfreeze_every", "head_lr", "layer_lr_decay", "peft", "lora_r",
-                     "lora_alpha", "lora_dropout", "lora_targets", "prompt_tokens", "merge")
+STRATEGY_SETTINGS = ("freeze", "unfreeze", "unfreeze_every", "head_lr", "layer_lr_decay", "reinit_layers", "peft",
+                     "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "prompt_tokens", "merge")
 
 
 def apply_strategy(model: nn.Module, config) -> nn.Module:
-    """Freeze what --freeze names, or wrap the model for --peft; returns the model to train."""
+    """Re-initialise the top layers --reinit-layers names; freeze what --freeze names, or wrap the model for
+    --peft; returns the model to train."""
+    reinit_top_layers(model, config.reinit_layers)
     if config.peft != "none":
         return apply_peft(model, config)
     apply_freeze(model, config.freeze)
@@ -45,6 +49,8 @@ def describe_strategy(config) -> str:
                      + (" steps" if config.unfreeze_every else ""))
     if config.layer_lr_decay != 1:
         parts.append(f"layer-wise lr decay {config.layer_lr_decay:g}")
+    if config.reinit_layers:
+        parts.append(f"top {config.reinit_layers} layer(s) re-initialised")
     if config.head_lr is not None:
         parts.append(f"head lr {config.head_lr:g}")
     return ", ".join(parts)
