@@ -11,6 +11,7 @@ import yaml
 from conftest import data_file
 
 import stellartune
+from stellartune.training.auto import auto_batch_size
 
 pytestmark = pytest.mark.slow
 
@@ -52,3 +53,11 @@ def test_given_settings_are_kept(tmp_path, sst2_dev):
     assert {k: settled(tmp_path / "run")[k] for k in ("pooling", "lr", "batch_size")} == {
         "pooling": "model", "lr": 3e-5, "batch_size": 32}
     assert not (tmp_path / "run" / "model" / "head.json").exists()  # the architecture's own head
+
+
+def test_batch_size_follows_the_data_size():
+    """The measured rule (benchmarks/zero_config.py): batch 8 for the 2,000-example slices (SST-2 and CoNLL
+    at 1 epoch, BANKING77 and STS-B at 3), 16 for MRPC, GoEmotions and SMS spam (3,668 to 4,459 examples x 3
+    epochs), 32 for all of SST-2; a given --epochs counts."""
+    sizes = [(2000, 1), (2000, 3), (3668, 3), (4459, 3), (67349, 3), (67349, 0.2)]
+    assert [auto_batch_size(examples, epochs) for examples, epochs in sizes] == [8, 8, 16, 16, 32, 16]
