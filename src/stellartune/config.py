@@ -88,7 +88,7 @@ class TrainConfig:
     max_steps: int | None = setting(None, "Stop after this many optimizer steps.")
     batch_size: int | None = setting(None, "Examples per optimizer step (split over processes and accumulation steps); default: by data size, the largest of 32, 16, 8 that gives 500 steps or more.")
     grad_accum: int = setting(1, "Micro-batches per optimizer step (batch_size is divided by it).")
-    lr: float | None = setting(None, "Peak learning rate (AdamW); default: by encoder size and task (1e-4 under 60M parameters, 5e-5 under 200M, else 2e-5; x2 for NER).")
+    lr: float | None = setting(None, "Peak learning rate (AdamW); default: by encoder size and task (1e-4 under 60M parameters, 5e-5 under 200M, else 2e-5; x2 for NER and QA).")
     weight_decay: float = setting(0.01, "AdamW weight decay (never applied to biases and norm weights).")
     warmup_ratio: float = setting(0.1, "Fraction of steps with linear warmup.")
     scheduler: str = setting("linear", "Learning-rate decay after warmup.", choices=("linear", "cosine", "constant"))
