@@ -19,8 +19,9 @@ slice's mean is more than 1 point under the best, or when a SQuAD seed is under 
 JSON` trains with other flags instead of none. `--jobs 2 --threads 1` runs two at a time.
 
 `--full` trains on full sets (all of SST-2 -> dev, CoNLL-2003 -> test, the SQuAD article split of
-squad_split.py, a seeded 80/20 split of AG News), stellartune with no flags beside the Trainer at the
-settings that were best on the matching slice, and saves each run to zero_config_full.json as it ends.
+squad_split.py, a seeded 80/20 split of AG News), each with its slice's flags (one epoch for SST-2 and
+CoNLL-2003, as a user who gave `--epochs 1` on more data), stellartune with nothing else beside the Trainer
+at the settings that were best on the matching slice, and saves each run to zero_config_full.json as it ends.
 """
 
 from __future__ import annotations
@@ -147,21 +148,22 @@ ANCHORS = Path(__file__).with_name("zero_config_anchors.json")
 
 
 def sst2_full(folder: Path) -> Data:
-    """All 67,349 SST-2 training sentences -> dev."""
-    return Data(DATA / "sst2" / "train.tsv", DATA / "sst2" / "dev.tsv", {})
+    """All 67,349 SST-2 training sentences -> dev, one epoch as on the slice."""
+    return Data(DATA / "sst2" / "train.tsv", DATA / "sst2" / "dev.tsv", {"epochs": 1})
 
 
 def conll_full(folder: Path) -> Data:
-    """All of CoNLL-2003 train -> test, valid.txt for early stopping and restoring the best."""
-    return Data(DATA / "conll2003" / "train.txt", DATA / "conll2003" / "valid.txt", {},
+    """All of CoNLL-2003 train -> test, valid.txt for early stopping and restoring the best; one epoch as on the
+    slice."""
+    return Data(DATA / "conll2003" / "train.txt", DATA / "conll2003" / "valid.txt", {"epochs": 1},
                 DATA / "conll2003" / "test.txt")
 
 
 def squad_articles(folder: Path) -> Data:
-    """SQuAD v1.1 dev split by article (squad_split.py): 39 articles train, 9 held out."""
+    """SQuAD v1.1 dev split by article (squad_split.py): 39 articles train, 9 held out; the slice's flags."""
     from squad_split import article_split
 
-    return Data(*article_split(folder), {})
+    return Data(*article_split(folder), {"task": "qa", "max_length": 256})
 
 
 def ag_news(folder: Path) -> Data:
@@ -360,9 +362,9 @@ def run_full(names: list[str], seeds: list[int], jobs: int, threads: int, folder
         saved.append({"set": name, "run": side, "seed": seed, "score": score, "seconds": round(seconds, 1),
                       "threads": threads})
         print(json.dumps(saved[-1]), flush=True)
-        FULL_RESULTS.write_text(json.dumps({"command": f"python benchmarks/zero_config.py --full --jobs {jobs} "
-                                                       f"--threads {threads}", "model": "minilm", "runs": saved},
-                                           indent=1) + "\n")
+        command = f"python benchmarks/zero_config.py --full --jobs {jobs} --threads {threads} --seeds " + " ".join(
+            map(str, seeds))
+        FULL_RESULTS.write_text(json.dumps({"command": command, "model": "minilm", "runs": saved}, indent=1) + "\n")
     print_full(names, saved)
 
 
