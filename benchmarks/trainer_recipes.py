@@ -28,6 +28,15 @@ def arguments(folder: Path, lr: float, batch_size: int, epochs: float, seed: int
                              **overrides)
 
 
+def pretrained(model_class, model_path: str, seed: int, **options):
+    """The model with its new head initialised from `seed`: the example scripts call set_seed before loading
+    (the Trainer seeds only later, so without it the head would come from whatever ran before)."""
+    from transformers import set_seed
+
+    set_seed(seed)
+    return model_class.from_pretrained(model_path, **options)
+
+
 def train(model, training, features: list[dict], collator):
     """The trained Trainer and its training time in seconds."""
     from transformers import Trainer
@@ -78,8 +87,8 @@ def sequence_classification(model_path: str, problem: str, train_file: Path, sco
 
     kind = {"multi-label": "multi_label_classification", "regression": "regression"}.get(problem,
                                                                                         "single_label_classification")
-    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(names) or 1,
-                                                               problem_type=kind)
+    model = pretrained(AutoModelForSequenceClassification, model_path, settings["seed"], num_labels=len(names) or 1,
+                       problem_type=kind)
     trainer, seconds = train(model, arguments(folder, **settings), features(train_examples),
                              DataCollatorWithPadding(tokenizer))
 
@@ -140,8 +149,8 @@ def token_classification(model_path: str, train_file: Path, score_files: dict[st
     names = ["O"] + [f"{p}-{k}" for k in kinds for p in "BI"]
     index = {n: i for i, n in enumerate(names)}
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=len(names),
-                                                            id2label=dict(enumerate(names)), label2id=index)
+    model = pretrained(AutoModelForTokenClassification, model_path, settings["seed"], num_labels=len(names),
+                       id2label=dict(enumerate(names)), label2id=index)
     trainer, seconds = train(model, arguments(folder, **settings), aligned(tokenizer, rows, index, max_length),
                              DataCollatorForTokenClassification(tokenizer))
 
@@ -192,7 +201,7 @@ def question_answering(model_path: str, train_file: Path, score_files: dict[str,
                          return_overflowing_tokens=True, return_offsets_mapping=True)
 
     train_examples = examples("qa", train_file)
-    model = AutoModelForQuestionAnswering.from_pretrained(model_path)
+    model = pretrained(AutoModelForQuestionAnswering, model_path, settings["seed"])
     trainer, seconds = train(model, arguments(folder, **settings), answer_features(windows(train_examples),
                                                                                    train_examples.labels),
                              DataCollatorWithPadding(tokenizer))
