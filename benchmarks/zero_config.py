@@ -252,13 +252,22 @@ def run_anchors(names: list[str], grid: list[tuple[float, int]], seeds: list[int
     for name in names:
         data = SLICES[name](folder)
         for lr, batch in grid:
-            if not any((r["slice"], r["lr"], r["batch_size"]) == (name, lr, batch) for r in saved["runs"]):
+            if (name, lr, batch) not in {point(r) for r in saved["runs"]}:
                 save_anchor(saved, "runs", run_trainer(name, data, lr, batch, folder / f"trainer-{name}"))
         best = best_anchor(name, saved["runs"])
-        for seed in [s for s in seeds if s != GRID_SEED and best is not None]:
-            if not any((r["slice"], r["seed"]) == (name, seed) for r in saved["best_point_seeds"]):
-                save_anchor(saved, "best_point_seeds", run_trainer(name, data, best["lr"], best["batch_size"],
-                                                                   folder / f"trainer-{name}-{seed}", seed))
+        done = {r["seed"] for r in best_point_runs(best, saved["best_point_seeds"])}
+        for seed in [s for s in seeds if best and s != GRID_SEED and s not in done]:
+            save_anchor(saved, "best_point_seeds", run_trainer(name, data, best["lr"], best["batch_size"],
+                                                               folder / f"trainer-{name}-{seed}", seed))
+
+
+def point(run: dict) -> tuple[str, float, int]:
+    return run["slice"], run["lr"], run["batch_size"]
+
+
+def best_point_runs(best: dict | None, best_point_seeds: list[dict]) -> list[dict]:
+    """The runs with other seeds at the grid's best point (none saved at a point that is no longer the best)."""
+    return [r for r in best_point_seeds if best and point(r) == point(best)]
 
 
 def save_anchor(saved: dict[str, list], key: str, run: dict) -> None:
@@ -287,7 +296,7 @@ def anchor_cells(name: str, score: float, seconds: float, runs: list[dict], best
     grid = f" ({len(mine)} of {len(GRID)} grid points)" if len(mine) < len(GRID) else ""
     gap = 100 * (score - best["score"])
     verdict = f"{gap:+.1f} points" + (", within 0.5" if gap >= -0.5 else ", short of it")
-    seeds = [best] + [r for r in best_point_seeds if r["slice"] == name]
+    seeds = [best] + best_point_runs(best, best_point_seeds)
     at_best = ""
     if len(seeds) > 1:
         mean = statistics.mean(r["score"] for r in seeds)
