@@ -6,6 +6,7 @@ what the console said, and what each section drew. Also a script, for the README
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -27,8 +28,13 @@ SECTIONS_SCRIPT = """() => [...document.querySelectorAll('section')].map(s => ({
 
 
 def need_chromium() -> str:
+    """Chromium's path; without it a skip that says why, or under CI=true a failure: a report check that
+    skipped would pass while checking nothing."""
     if CHROMIUM is None:
-        pytest.skip("needs Chromium for the browser check: apt-get install chromium (CI installs it)")
+        message = "needs Chromium for the browser check: apt-get install chromium (.ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but Chromium is missing: {message}")
+        pytest.skip(message)
     return CHROMIUM
 
 

@@ -82,13 +82,15 @@ def imdb_reviews(split: str, per_label: int) -> list[tuple[str, str]]:
     return reviews
 
 
-def fit_fp32(folder: Path, name: str, train, **settings) -> Path:
+def fit_fp32(folder: Path, name: str, train, steps: int = 30, **settings) -> Path:
     """A short fp32 run: served and predicted results then agree to float rounding, whatever the batching.
-    Logged and evaluated every few steps, so that its report has curves to draw."""
+    Long enough that each model gives different answers to different inputs (a comparison of constant
+    answers proves nothing; the serve tests assert it), logged and evaluated every few steps, so that its
+    report has curves to draw."""
     import stellartune
 
-    stellartune.fit(train=str(train), output=str(folder / name), max_steps=6, batch_size=16, precision="fp32",
-                    progress=False, log_steps=2, eval_steps=3, **settings)
+    stellartune.fit(train=str(train), output=str(folder / name), max_steps=steps, batch_size=16, precision="fp32",
+                    progress=False, log_steps=2, eval_steps=10, **settings)
     return folder / name
 
 
@@ -114,6 +116,10 @@ def example_inputs(kind: str) -> tuple[dict, list[str], list[str] | None]:
     if kind == "pairs":
         rows = [line.split("\t") for line in data_file("mrpc/dev.tsv").read_text().splitlines()[1:6]]
         texts, pairs = [r[3].strip() for r in rows], [r[4].strip() for r in rows]
+        return {"texts": texts, "text_pairs": pairs}, texts, pairs
+    if kind == "regression":
+        rows = [line.split("\t") for line in data_file("stsb/dev.tsv").read_text().splitlines()[1:6]]
+        texts, pairs = [r[7].strip() for r in rows], [r[8].strip() for r in rows]
         return {"texts": texts, "text_pairs": pairs}, texts, pairs
     if kind == "qa":
         paragraph = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())["data"][2]["paragraphs"][0]

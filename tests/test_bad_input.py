@@ -202,8 +202,8 @@ def test_real_data_reads_whole(relative, rows, columns, chosen, task):
 def test_a_txt_file_is_one_text_per_line_with_no_header_guessed(tmp_path):
     lines = ["A truly brilliant film.", "Dull.", "", "I loved every minute of it, and so did my kids."]
     table = read_table(write(tmp_path / "new.txt", "\n".join(lines) + "\n"))
-    assert [r["text"] for r in table.rows] == [line for line in lines if line]
-    assert table.positions == ["line 1", "line 2", "line 4"]
+    assert [r["text"] for r in table.rows] == lines  # a blank line is a row (predict refuses it by number)
+    assert table.positions == ["line 1", "line 2", "line 3", "line 4"]
 
 
 def test_a_txt_file_with_the_same_tabs_on_every_line_is_a_tsv():

@@ -40,7 +40,7 @@ def test_sst2_last_2000_sentences_one_epoch_with_no_other_flag(tmp_path, sst2_de
     assert model.metrics["accuracy"] >= required("sst2", 0.80), model.metrics
     # minilm is a sentence-transformers checkpoint: its own mean pooling, said and saved
     assert "head: mean pooling, as the checkpoint's 1_Pooling/config.json says" in caplog.text
-    assert (tmp_path / "run" / "model" / "head.json").exists()
+    assert (tmp_path / "run" / "model" / "stellartune_head.py").exists()  # its head's code goes with it
     assert {k: settled(tmp_path / "run")[k] for k in ("pooling", "lr", "batch_size")} == {
         "pooling": "mean", "lr": 1e-4, "batch_size": 8}
 

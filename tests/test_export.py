@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 from conftest import data_file, example_inputs, fit_fp32, tsv_slice
 
 import stellartune
+from stellartune.onnx_export import without_scores
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +27,15 @@ def test_fp32_export_gives_the_pytorch_logits(short_runs, tmp_path, kind):
     expected, _ = pytorch.run(examples, precision="fp32")
     got, _ = exported.run(examples)
     assert (expected - got).abs().max() < 1e-4
-    strip = lambda predictions: [{k: v for k, v in p.items() if not isinstance(v, float) and k != "scores"}
-                                 for p in predictions]
-    assert strip(exported.predict(texts, pairs)) == strip(pytorch.predict(texts, pairs, precision="fp32"))
+    predicted = without_scores(pytorch.predict(texts, pairs, precision="fp32"))
+    assert len({json.dumps(p) for p in predicted}) > 1, predicted  # the model tells its inputs apart
+    assert without_scores(exported.predict(texts, pairs)) == predicted
 
 
 def test_a_custom_head_exports_too(tmp_path):
     """Mean pooling and an MLP head (stellartune's own modules, not a transformers class) trace as well."""
     train = tsv_slice(data_file("sst2/train.tsv"), tmp_path / "train.tsv", 200)
-    run = fit_fp32(tmp_path, "mean_mlp", train, pooling="mean", head="mlp")
+    run = fit_fp32(tmp_path, "mean_mlp", train, steps=6, pooling="mean", head="mlp")
     check = stellartune.export(run, tmp_path / "onnx")
     assert check["max_abs_logit_difference"] < 1e-4 and check["prediction_agreement"] == 1.0
     assert (tmp_path / "onnx" / "export.json").exists() and not (tmp_path / "onnx" / "head.safetensors").exists()
@@ -88,3 +90,22 @@ def test_an_export_outside_tolerance_is_not_written(short_runs, tmp_path):
     assert "the int8 export differs from the PyTorch model by up to" in str(info.value)
     assert float(str(info.value).split("by up to ")[1].split()[0]) > 1e-3 and "not written" in str(info.value)
     assert not (tmp_path / "int8").exists()
+
+
+def test_the_export_command_checks_on_the_given_data_and_holds_to_its_flags(short_runs, tmp_path):
+    run = short_runs["classification"]
+    texts = [line.split("\t")[0] for line in data_file("sst2/dev.tsv").read_text().splitlines()[1:8]]
+    (tmp_path / "verify.txt").write_text("\n".join(texts) + "\n")
+    export = lambda output, *flags: subprocess.run(
+        [sys.executable, "-m", "stellartune.cli", "export", str(run), "--output", str(tmp_path / output),
+         "--verify-data", str(tmp_path / "verify.txt"), *flags], capture_output=True, text=True, timeout=600)
+    result = export("onnx")
+    assert result.returncode == 0 and f"wrote {tmp_path / 'onnx'}" in result.stderr, result.stderr
+    check = json.loads((tmp_path / "onnx" / "export.json").read_text())
+    assert check["examples"] == 7 and check["max_abs_logit_difference"] < 1e-4  # checked on the given texts
+    for flags, message in ((("--max-difference", "1e-12"), "in a logit (--max-difference 1e-12); not written"),
+                           (("--quantize", "int8", "--min-agreement", "1.01"), "(--min-agreement 1.01); not written")):
+        result = export("refused", *flags)
+        last = result.stderr.splitlines()[-1]  # after the check's own figures
+        assert result.returncode == 2 and last.startswith("error: ") and message in last, result.stderr
+        assert not (tmp_path / "refused").exists()

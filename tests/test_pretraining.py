@@ -230,14 +230,19 @@ def test_nsp_sbo_and_span_masking_train_from_the_command_line(imdb_corpus, caplo
     assert metrics["loss"] == pytest.approx(metrics["mlm_loss"] + metrics["sbo_loss"] + metrics["nsp_loss"])
 
 
-def test_unusable_corpus_and_settings_give_one_line_errors(tmp_path):
+def test_unusable_corpus_and_settings_give_one_line_errors(tmp_path, capsys):
     (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
     with pytest.raises(StellarError, match="empty.txt: file is empty"):
         read_documents(str(tmp_path / "empty.txt"))
     (tmp_path / "reviews.csv").write_text('review,stars\n"Great fun.",5\n"",1\n', encoding="utf-8")
     with pytest.raises(StellarError, match=r'reviews.csv, line 3, column "review": empty'):
         read_documents(str(tmp_path / "reviews.csv"))
-    assert main(["pretrain", "--train", str(tmp_path / "reviews.csv"), "--mask-prob", "1.5"]) == 2
+    (tmp_path / "good.txt").write_text("Great fun.\nA slow, dull film.\n", encoding="utf-8")
+    for bad in ("1.5", "0", "-0.1"):  # on a usable corpus: only the setting can be what stops it
+        assert main(["pretrain", "--train", str(tmp_path / "good.txt"), "--mask-prob", bad,
+                     "--output", str(tmp_path / "run")]) == 2
+        assert capsys.readouterr().err == f"error: --mask-prob must be between 0 and 1; got {float(bad)}\n"
+    assert not (tmp_path / "run").exists()
 
 
 def test_records_given_in_memory_pretrain(tmp_path):

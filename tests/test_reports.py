@@ -135,6 +135,19 @@ def test_report_command_rebuilds_a_report_and_compares_runs(short_runs, tmp_path
     assert shown["sections"][0]["charts"] >= 2
 
 
+def test_labels_with_dollar_signs_are_drawn_as_text(tmp_path):
+    """matplotlib reads "$...$" as TeX unless told not to: "cost $5" must neither fail the report nor change."""
+    names = {"0": "cost $5", "1": "$\\foo$ price"}
+    rows = [line.rsplit("\t", 1) for line in data_file("sst2/train.tsv").read_text().splitlines()[1:121]]
+    records = [{"text": text, "label": names[label]} for text, label in rows]
+    stellartune.fit(train=records, output=str(tmp_path / "run"), max_steps=2, batch_size=16, progress=False)
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert ">cost $5<" in page and ">$\\foo$ price<" in page
+    result = subprocess.run([sys.executable, "-m", "stellartune.cli", "report", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
 def test_report_of_a_folder_that_is_not_a_run_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "stellartune.cli", "report", str(tmp_path)], capture_output=True,
                             text=True, timeout=120)

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 import transformers
-from conftest import tsv_slice
+from conftest import data_file, example_inputs, tsv_slice
 
 import stellartune
 from stellartune.inference.precision import resolve_precision
@@ -62,7 +62,7 @@ def test_pipeline_matches_stellartune_predict(small_sst2_run, sst2_dev, tmp_path
 
 def test_predict_from_stdin(small_sst2_run):
     result = cli("predict", "--model", str(small_sst2_run), "--input", "-",
-                 stdin="a gorgeous, witty, seductive movie.\n\nthe plot is nothing but boilerplate clichés\n")
+                 stdin="a gorgeous, witty, seductive movie.\nthe plot is nothing but boilerplate clichés\n")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     texts = ["a gorgeous, witty, seductive movie.", "the plot is nothing but boilerplate clichés"]
@@ -74,7 +74,8 @@ def test_predict_from_stdin(small_sst2_run):
 
 @pytest.mark.parametrize("name, content, message", [
     ("empty.txt", b"", "stdin: no text to predict"),
-    ("blank.txt", b"\n  \n", "stdin: no text to predict"),
+    ("blank.txt", b"\n  \n", 'stdin, line 1, column "text": empty text'),
+    ("blank_inside.txt", b"good\nbad\n  \nfine\n", 'stdin, line 3, column "text": empty text'),
     ("latin1.txt", "un film très réussi\n".encode("latin-1"), "stdin, line 1: not UTF-8 text"),
 ])
 def test_predict_on_empty_or_undecodable_stdin_is_one_line(small_sst2_run, tmp_path, name, content, message):
@@ -209,3 +210,48 @@ def test_reading_in_chunks_gives_the_whole_table(sst2_dev, tmp_path, suffix):
     assert [p for c in chunks for p in c.positions] == whole.positions
     assert len(whole.rows) == 250 and whole.positions[-1] == {".csv": "line 252", ".jsonl": "line 250",
                                                               ".parquet": "row 250", ".txt": "line 250"}[suffix]
+
+
+@pytest.mark.parametrize("kind", ["classification", "multi-label"])
+def test_a_custom_head_loads_in_transformers_with_its_head_or_is_refused(short_runs, kind):
+    """Mean pooling (minilm's default) is no transformers head: the folder ships the head's code, so the
+    pipeline either runs that head (trust_remote_code=True) or refuses; it never adds a random head."""
+    folder = short_runs[kind] / "model"
+    _, texts, _ = example_inputs(kind)
+    with pytest.raises(ValueError, match="trust_remote_code=True"):
+        transformers.pipeline("text-classification", model=str(folder), device="cpu")
+    pipe = transformers.pipeline("text-classification", model=str(folder), trust_remote_code=True, top_k=None,
+                                 device="cpu")
+    ours = stellartune.load(short_runs[kind]).predict(texts, precision="fp32")
+    assert len({json.dumps(p.get("label", p.get("labels"))) for p in ours}) > 1  # it tells the texts apart
+    for theirs, mine in zip(pipe(texts), ours):
+        assert {d["label"]: d["score"] for d in theirs} == pytest.approx(mine["scores"], abs=1e-5)
+
+
+class LeavesAMark:
+    """A pickle that, if it were ever loaded, would create a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_a_model_folder_of_pickled_weights_is_refused_in_one_line(tmp_path):
+    import shutil
+
+    import torch
+
+    from stellartune.models import resolve_model
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(resolve_model("minilm"), folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    torch.save({"weights": LeavesAMark(tmp_path / "ran")}, folder / "pytorch_model.bin")
+    train = tsv_slice(data_file("sst2/train.tsv"), tmp_path / "train.tsv", 40)
+    result = cli("train", "--model", str(folder), "--train", str(train), "--output", str(tmp_path / "run"))
+    last = result.stderr.splitlines()[-1]  # after the data's log lines: the data is read first
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert last.startswith(f"error: {folder}: its weights are a pickle (pytorch_model.bin), and stellartune loads "
+                           "safetensors only")
+    assert "weights_only" not in result.stderr and not (tmp_path / "ran").exists()

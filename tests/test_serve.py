@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -94,14 +96,22 @@ def assert_same(served, predicted, path="") -> None:
         assert served == predicted, path
 
 
-@pytest.mark.parametrize("kind", ["classification", "pairs", "multi-label", "ner", "qa"])
+def distinct_answers(predictions: list[dict]) -> int:
+    """How many different answers a model gave: a comparison of constant answers proves nothing."""
+    answer = lambda p: next((p[k] for k in ("label", "labels", "entities", "answer") if k in p), p.get("score"))
+    return len({json.dumps(answer(p)) for p in predictions})
+
+
+@pytest.mark.parametrize("kind", ["classification", "pairs", "multi-label", "ner", "qa", "regression"])
 def test_served_predictions_equal_stellartune_predict(short_runs, tmp_path, kind):
     body, texts, pairs = example_inputs(kind)
     with server(short_runs[kind], tmp_path / "server.log") as (port, _):
         status, headers, answer = request(port, "POST", "/predict", body)
         schema = request(port, "GET", "/openapi.json")[2]["components"]["schemas"]
     assert status == 200, answer
-    assert_same(answer["predictions"], cli_predictions(short_runs[kind], texts, pairs, tmp_path))
+    predicted = cli_predictions(short_runs[kind], texts, pairs, tmp_path)
+    assert distinct_answers(predicted) > 1, predicted  # the model tells its inputs apart
+    assert_same(answer["predictions"], predicted)
     assert set(schema["PredictRequest"]["properties"]) == set(body)  # /docs describes this model's inputs ...
     assert set(schema["Prediction"]["properties"]) == set(answer["predictions"][0])  # ... and outputs
     assert headers["x-request-id"] in (tmp_path / "server.log").read_text()  # one log line per request, with its id
@@ -156,8 +166,14 @@ def test_concurrent_requests_each_get_exactly_their_own_answers(short_runs, tmp_
         for prediction in answer["predictions"]:  # ... with the predictions of those texts
             assert prediction["label"] == expected[prediction["text"]]["label"]
             assert prediction["score"] == pytest.approx(expected[prediction["text"]]["score"], abs=1e-5)
-    forward_passes = float(metrics.split("stellartune_batch_texts_count ")[1].split()[0])
-    assert forward_passes < 64  # requests were gathered into shared forward passes
+    passes, small_passes = batch_passes(metrics, 16)
+    assert small_passes < passes  # requests were gathered: some passes ran more texts than two requests hold
+
+
+def batch_passes(metrics: str, texts: int) -> tuple[float, float]:
+    """(forward passes, those with at most `texts` texts) from the server's Prometheus histogram."""
+    total = float(metrics.split("stellartune_batch_texts_count ")[1].split()[0])
+    return total, float(metrics.split(f'stellartune_batch_texts_bucket{{le="{float(texts)}"}} ')[1].split()[0])
 
 
 def test_sigterm_finishes_the_requests_in_flight(short_runs, tmp_path):
@@ -187,3 +203,145 @@ def test_health_ready_and_a_wrong_model_path(short_runs, tmp_path):
     wrong = subprocess.run([sys.executable, "-m", "stellartune.cli", "serve", str(tmp_path / "nothing")],
                            capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 2 and wrong.stderr.startswith(f"error: {tmp_path / 'nothing'}: not a stellartune model")
+
+
+def test_a_lone_surrogate_fails_only_its_own_request_among_concurrent_ones(short_runs, tmp_path):
+    sentences = iter(line.split("\t")[0] for line in data_file("sst2/dev.tsv").read_text().splitlines()[1:181])
+    bodies = [{"texts": ["\ud800 x"]} if i % 10 == 9 else {"texts": [next(sentences)]} for i in range(200)]
+    sentences = [body["texts"][0] for body in bodies if not body["texts"][0].startswith("\ud800")]
+    expected = dict(zip(sentences, stellartune.load(short_runs["classification"]).predict(sentences)))
+    with server(short_runs["classification"], tmp_path / "server.log", "--max-wait-ms", "50") as (port, _):
+        with ThreadPoolExecutor(200) as pool:
+            answers = list(pool.map(lambda body: request(port, "POST", "/predict", body), bodies))
+    for body, (status, _, answer) in zip(bodies, answers):
+        if body["texts"][0].startswith("\ud800"):
+            assert status == 422 and answer["error"].startswith("texts[0]: not valid Unicode text: a lone surrogate")
+        else:
+            assert status == 200, answer
+            assert answer["predictions"][0]["label"] == expected[body["texts"][0]]["label"]
+
+
+def test_a_request_the_model_refuses_fails_alone_while_its_batch_succeeds(short_runs, tmp_path):
+    """A question too long for any context window passes the request checks and fails inside the model's
+    pass; that request alone gets 422, and the requests sharing its pass get their answers."""
+    body, questions, contexts = example_inputs("qa")
+    long_question = " ".join(["which"] * 170) + "?"
+    bodies = [{"questions": [q], "contexts": [c]} for q, c in zip(questions, contexts)]
+    bodies.insert(2, {"questions": [long_question], "contexts": [contexts[0]]})
+    expected = stellartune.load(short_runs["qa"]).predict(questions, contexts)
+    with server(short_runs["qa"], tmp_path / "server.log", "--max-wait-ms", "500") as (port, _):
+        request(port, "POST", "/predict", body)  # one pass before: the next pass waits for as many callers
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            answers = list(pool.map(lambda body: request(port, "POST", "/predict", body), bodies))
+    refused = answers.pop(2)
+    assert refused[0] == 422 and "the question is" in refused[2]["error"] and "raise --max-length" in refused[2]["error"]
+    assert [a[0] for a in answers] == [200] * len(questions)
+    assert [a[2]["predictions"][0]["answer"] for a in answers] == [e["answer"] for e in expected]
+
+
+def test_bodies_that_are_not_json_or_over_the_limit_get_the_documented_answers(short_runs, tmp_path):
+    with server(short_runs["classification"], tmp_path / "server.log") as (port, _):
+        status, _, answer = request(port, "POST", "/predict", b'{"texts": ["\xff\xfe"]}',
+                                          {"x-request-id": "utf-1"})
+        assert (status, answer) == (422, {"error": "the body is not valid JSON (not UTF-8 text, or not JSON)",
+                                          "request_id": "utf-1"})
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.putrequest("POST", "/predict")
+        connection.putheader("content-type", "application/json")
+        connection.putheader("transfer-encoding", "chunked")  # no declared size: counted as it arrives
+        connection.putheader("x-request-id", "chunked-1")
+        connection.endheaders()
+        for _ in range(12):
+            connection.send(b"%x\r\n%s\r\n" % (100_000, b" " * 100_000))
+        connection.send(b"0\r\n\r\n")
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())) == (
+            413, {"error": "request body over 1,000,000 bytes (--max-body-bytes)", "request_id": "chunked-1"})
+        status, _, answer = request(port, "GET", "/no-such-path")
+        assert status == 404 and set(answer) == {"error", "request_id"}
+        schema = request(port, "GET", "/openapi.json")[2]
+        docs = request(port, "GET", "/docs")[2]
+        assets = [urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60).status
+                  for path in re.findall(r'"(/docs-assets/[^"]+)"', docs)]
+    predict = schema["paths"]["/predict"]["post"]
+    assert {"413", "422", "503"} <= set(predict["responses"]) and "400" not in predict["responses"]
+    assert schema["components"]["schemas"]["PredictRequest"]["properties"]["texts"]["items"]["minLength"] == 1
+    assert list(schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain"]
+    assert "http" not in docs and assets == [200, 200, 200]  # Swagger UI from the package: works offline
+
+
+def test_a_model_that_cannot_load_stops_serve_with_one_line(short_runs, tmp_path):
+    for damaged, file in (("weights", "model.safetensors"), ("tokenizer", "tokenizer.json")):
+        run = tmp_path / damaged
+        subprocess.run(["cp", "-r", str(short_runs["classification"]), str(run)], check=True)
+        (run / "model" / file).write_bytes((run / "model" / file).read_bytes()[:1000])
+        result = subprocess.run([sys.executable, "-m", "stellartune.cli", "serve", str(run), "--port",
+                                 str(free_port())], capture_output=True, text=True, timeout=300)
+        last = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 2 and last.startswith("error: ") and file.split(".")[0] in last, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_ready_names_a_load_failure_without_server_paths(short_runs, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from stellartune.serving import create_app
+
+    run = tmp_path / "damaged"
+    subprocess.run(["cp", "-r", str(short_runs["classification"]), str(run)], check=True)
+    (run / "model" / "tokenizer.json").write_text("{")
+    with TestClient(create_app(run)) as client:
+        for _ in range(600):
+            answer = client.get("/ready")
+            if "could not be loaded" in answer.json()["error"]:
+                break
+            time.sleep(0.05)
+    assert answer.status_code == 503 and "tokenizer" in answer.json()["error"]
+    assert str(tmp_path) not in answer.text and str(run) not in answer.text
+
+
+def test_predict_answers_503_while_the_model_loads(short_runs, tmp_path):
+    port = free_port()
+    with open(tmp_path / "server.log", "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "stellartune.cli", "serve", str(short_runs["classification"]),
+                                    "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(2400):
+            with contextlib.suppress(OSError):
+                if request(port, "GET", "/health", timeout=2)[0] == 200:
+                    break
+            time.sleep(0.01)
+        status, _, answer = request(port, "POST", "/predict", {"texts": ["A truly brilliant film."]})
+        assert (status, answer["error"]) == (503, "the model is still loading; see /ready")
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_several_workers_and_an_onnx_folder_serve_what_predict_gives(short_runs, tmp_path):
+    body, texts, _ = example_inputs("classification")
+    stellartune.export(short_runs["classification"], tmp_path / "onnx")
+    for model, flags in ((short_runs["classification"], ("--workers", "2")), (tmp_path / "onnx", ())):
+        with server(model, tmp_path / "server.log", *flags) as (port, _):
+            ready = 0
+            while ready < 10:  # each worker loads its own copy: ready once several answers in a row say so
+                ready = ready + 1 if request(port, "GET", "/ready")[0] == 200 else 0
+            answers = [request(port, "POST", "/predict", body)[2]["predictions"] for _ in range(6)]
+        predicted = cli_predictions(model, texts, None, tmp_path)
+        assert distinct_answers(predicted) > 1
+        for answer in answers:
+            assert_same(answer, predicted)
+    assert type(stellartune.load(tmp_path / "onnx").model).__name__ == "OnnxClassifier"
+
+
+def test_max_batch_size_bounds_every_forward_pass(short_runs, tmp_path):
+    sentences = [line.split("\t")[0] for line in data_file("sst2/dev.tsv").read_text().splitlines()[1:65]]
+    with server(short_runs["classification"], tmp_path / "server.log", "--max-batch-size", "4",
+                "--max-wait-ms", "50") as (port, _):
+        with ThreadPoolExecutor(64) as pool:
+            answers = list(pool.map(lambda s: request(port, "POST", "/predict", {"texts": [s]}), sentences))
+        metrics = request(port, "GET", "/metrics")[2]
+    assert all(status == 200 for status, _, _ in answers)
+    passes, within_four = batch_passes(metrics, 4)
+    single = batch_passes(metrics, 1)[1]
+    assert within_four == passes and single < passes  # gathered, and never more than 4 texts a pass

@@ -5,6 +5,7 @@ threshold after reload, in-memory data and `save`, and `trust_remote_code` off b
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import Counter
@@ -48,6 +49,22 @@ def test_early_stopping_and_restore_best_follow_a_lower_is_better_metric(tmp_pat
     assert (summary["steps"], summary["best_step"]) == (stop_step, best_step)
     assert best_step != stop_step
     assert model.metrics["mse"] == pytest.approx(best_mse, rel=1e-5)  # the final model is the best one, restored
+
+
+@pytest.mark.parametrize("data, metric", [("sst2", "accuracy"), ("sst2", "macro_f1"), ("stsb", "pearson")])
+def test_restore_best_keeps_the_highest_evaluation_of_a_higher_is_better_metric(tmp_path, data, metric):
+    """A rate too high for the encoder: the scores rise, then fall; the run must keep its best, not its last."""
+    train = tsv_slice(data_file(f"{data}/train.tsv"), tmp_path / "train.tsv", 320)
+    dev = tsv_slice(data_file(f"{data}/dev.tsv"), tmp_path / "dev.tsv", 96)
+    model = stellartune.fit(train=str(train), eval=str(dev), output=str(tmp_path / "run"), metric=metric,
+                            patience=3, eval_steps=2, max_steps=40, batch_size=16, lr=4e-4, warmup_ratio=0,
+                            precision="fp32", progress=False)
+    evals = [(r["step"], r["eval"][metric]) for r in log_records(tmp_path / "run") if "eval" in r]
+    best_step, best = max(evals, key=lambda e: e[1])  # the first of equal scores: a tie does not improve
+    assert best > min(value for _, value in evals)  # the scores moved: a best is not any evaluation
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["best_step"] == best_step and best_step != evals[-1][0], evals
+    assert model.metrics[metric] == pytest.approx(best, abs=1e-6)  # the final model is the best one, restored
 
 
 def sms_rows(count: int) -> list[dict]:
@@ -195,9 +212,34 @@ def test_model_code_never_runs_unless_trust_remote_code_is_given(tmp_path):
     assert marker.exists()
 
 
-def test_fits_in_one_process_may_use_different_precisions(tmp_path):
+def dtypes_computed(run) -> set:
+    """The dtypes that the linear layers of every forward pass during `run()` produced: what actually ran."""
+    seen = set()
+
+    def record(module, inputs, output):
+        if isinstance(module, torch.nn.Linear):
+            seen.add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        run()
+    finally:
+        handle.remove()
+    return seen
+
+
+def test_fits_in_one_process_run_in_the_precision_asked_for(tmp_path):
+    from stellartune.inference.precision import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("auto runs bf16 on CPUs with bf16 units (AVX512-BF16, AMX); this one has none, so auto is fp32")
     train = tsv_slice(data_file("sst2/train.tsv"), tmp_path / "train.tsv", 40)
-    for precision in ("fp32", "bf16", "fp32"):  # accelerate holds one precision per process unless it is reset
-        model = stellartune.fit(train=str(train), output=str(tmp_path / precision), precision=precision, max_steps=1,
+    expected = {"fp32": {torch.float32}, "bf16": {torch.bfloat16}, "auto": {torch.bfloat16}}
+    # accelerate holds one precision per process unless it is reset
+    for name, precision in enumerate(("fp32", "bf16", "fp32", "auto")):
+        run = tmp_path / str(name)
+        fit = functools.partial(stellartune.fit, train=str(train), output=str(run), precision=precision, max_steps=1,
                                 batch_size=8, progress=False)
-        assert model.precision == precision
+        assert dtypes_computed(fit) == expected[precision], precision
+        predict = functools.partial(stellartune.load(run).predict, ["A truly brilliant film."])
+        assert dtypes_computed(predict) == expected[precision], precision

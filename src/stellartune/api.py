@@ -61,12 +61,13 @@ def predict(model: str | Path | FineTunedModel, texts, pairs=None, batch_size: i
 
 
 def export(model: str | Path, output: str | Path, quantize: str | None = None, verify_data: str | None = None,
-           max_difference: float | None = None, min_agreement: float | None = None) -> dict:
+           max_difference: float | None = None, min_agreement: float | None = None, overwrite: bool = False) -> dict:
     """Export a run to ONNX (`quantize="int8"`: dynamic int8), checked against PyTorch before it is written;
-    `stellartune.load(output)` then predicts and evaluates with ONNX Runtime. Returns the check."""
+    `stellartune.load(output)` then predicts and evaluates with ONNX Runtime. Returns the check. `output` may
+    hold an earlier export (replaced); a folder of other files is refused unless `overwrite`."""
     from .onnx_export import export_onnx
 
-    return export_onnx(model, output, quantize, verify_data, max_difference, min_agreement)
+    return export_onnx(model, output, quantize, verify_data, max_difference, min_agreement, overwrite)
 
 
 def report(runs: str | Path | list, output: str | Path | None = None) -> Path:

@@ -9,24 +9,57 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import StellarError
+from .errors import StellarError, some
+
+MARKER = ".stellartune-output"  # left in every folder stellartune writes: only such a folder is ever replaced
+
+
+def temporary_name(final: Path, prefix: str = "", suffix: str = "") -> Path:
+    """A name beside `final` that no other process (or thread) writing `final` at once uses."""
+    return final.with_name(f"{prefix}{final.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def ours(folder: Path) -> bool:
+    """Absent, empty, or written by stellartune (its marker inside): safe to replace."""
+    return not folder.exists() or (folder.is_dir() and (not any(folder.iterdir()) or (folder / MARKER).exists()))
+
+
+def mark_ours(folder: Path) -> None:
+    """Say in `folder` that stellartune wrote it (and so may replace it)."""
+    (folder / MARKER).write_text("written by stellartune, which may replace this folder whole\n")
+
+
+def refuse_foreign(folder: Path) -> None:
+    """One line for a folder that holds files stellartune did not write: it never deletes them."""
+    if not folder.is_dir():
+        raise StellarError(f"{folder}: exists and is not a folder; choose another output folder")
+    names = sorted(p.name for p in folder.iterdir())
+    raise StellarError(f"{folder}: holds files stellartune did not write ({some(names, 4)}); choose a new folder, "
+                       "or add --overwrite (overwrite=True) to write into it, keeping its other files")
 
 
 @contextlib.contextmanager
-def atomic_folder(final: Path, tmp: Path | None = None, megabytes: float | None = None) -> Iterator[Path]:
-    """A fresh temporary folder to fill (default `.tmp-<name>` beside `final`); once the block ends
-    without an error its files are flushed to disk and it replaces `final`. A full or read-only disk
-    stops with one line (saying what the folder needs, `megabytes`, against what is free)."""
+def atomic_folder(final: Path, megabytes: float | None = None, overwrite: bool = False) -> Iterator[Path]:
+    """A fresh temporary folder to fill (`.tmp-<name>.<pid>-<random>` beside `final`); once the block ends
+    without an error its files are flushed to disk and it replaces `final`. `final` is replaced whole only
+    when stellartune wrote it (`ours`); a folder of anything else is refused before any work, or with
+    `overwrite` receives the new files beside its own. A full or read-only disk stops with one line (saying
+    what the folder needs, `megabytes`, against what is free)."""
     final = Path(final)
-    tmp = tmp or final.with_name(f".tmp-{final.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if final.name in ("", ".", ".."):
+        final = final.resolve()
+    if not ours(final) and not overwrite:
+        refuse_foreign(final)
+    tmp = temporary_name(final, prefix=".tmp-")
     try:
         tmp.mkdir(parents=True)
         yield tmp
+        mark_ours(tmp)
         for file in tmp.rglob("*"):  # data on disk before the rename makes it visible
             if file.is_file():
                 with open(file, "rb") as handle:
@@ -40,15 +73,26 @@ def atomic_folder(final: Path, tmp: Path | None = None, megabytes: float | None 
                  "free there; " if megabytes and fault.errno in (errno.ENOSPC, errno.EDQUOT) else "")
         raise write_fault(fault, f"{final}: cannot write it", f"{needs}free some space, or choose another "
                           "--output") from None
-    shutil.rmtree(final, ignore_errors=True)
-    os.rename(tmp, final)
+    if ours(final):
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(tmp, final)
+    else:  # --overwrite on a folder of the user's: the new files go in, the user's other files stay
+        (tmp / MARKER).unlink()
+        if clashes := [item.name for item in tmp.iterdir() if (final / item.name).is_dir()]:
+            shutil.rmtree(tmp)
+            raise StellarError(f"{final}: its folder(s) {some(clashes)} would be replaced by the new files; "
+                               "choose a new folder")
+        for item in tmp.iterdir():
+            os.replace(item, final / item.name)
+        tmp.rmdir()
 
 
 @contextlib.contextmanager
 def atomic_file(final: Path) -> Iterator[Path]:
-    """A temporary path to write (`<name>.tmp` beside `final`) that replaces `final` once the block ends."""
+    """A temporary path to write (unique to this process, beside `final`) that replaces `final` once the
+    block ends: two processes writing one file at once leave one whole file, never a mix or an error."""
     final = Path(final)
-    tmp = final.with_name(final.name + ".tmp")
+    tmp = temporary_name(final, prefix=".", suffix=".tmp")
     try:
         yield tmp
     except BaseException:

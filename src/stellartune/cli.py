@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 1e-3 for fp32, not checked for int8).")
     export.add_argument("--min-agreement", type=float, help="Share of PyTorch's predictions the export must keep "
                         "(default: 0.95 for int8, not checked for fp32).")
+    export.add_argument("--overwrite", action="store_true", help="Write into an --output folder that holds other "
+                        "files (they are kept, except those of the same name); an earlier export is replaced anyway.")
 
     report = commands.add_parser("report", help="(Re)build a run's HTML report, or compare runs side by side.")
     report.add_argument("runs", nargs="+", metavar="RUN", help="Run folder(s); two or more: one page comparing them.")
@@ -198,7 +200,8 @@ def run_predict(args) -> None:
 def run_export(args) -> None:
     from .api import export
 
-    export(args.model, args.output, args.quantize, args.verify_data, args.max_difference, args.min_agreement)
+    export(args.model, args.output, args.quantize, args.verify_data, args.max_difference, args.min_agreement,
+           args.overwrite)
     print(f"wrote {args.output}: predict, evaluate and serve take it as --model", file=sys.stderr)
 
 

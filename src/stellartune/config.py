@@ -19,7 +19,7 @@ import yaml
 from .errors import StellarError
 
 # Settings that take data: a path or dataset name, or in the Python API a list of dicts or a DataFrame.
-DATA_SETTINGS = ("train", "eval")
+DATA_SETTINGS = ("train", "eval", "calibration")
 
 
 def describe_data(value):
@@ -53,6 +53,8 @@ class TrainConfig:
     subword_labels: str = setting("first", "NER: train on the first subword of each word only, or on all (later pieces get I- tags). Evaluation always reads the first.",
                                   choices=("first", "all"))
     eval_split: float = setting(0.1, "Fraction of the training data held out (seeded, stratified) when no --eval is given.")
+    calibration: str | None = setting(None, "Multi-label (and QA with unanswerable questions): data to choose the decision threshold on (same formats), never the evaluation data. When absent, --calibration-split of the training data is held out for it.")
+    calibration_split: float = setting(0.1, "Fraction of the training data held out (seeded) to choose the decision threshold on, when the task has one and no --calibration is given.")
     max_length: int | None = setting(None, "Maximum tokens per example (default: the task's, 384 for --task qa, else 128); longer inputs are truncated and counted in the log (NER and QA split them into windows instead).")
     doc_stride: int | None = setting(None, "QA: tokens shared by neighbouring windows of a context longer than --max-length (default: a third of it, 128 at 384).")
     max_answer_length: int = setting(30, "QA: longest answer span, in tokens.")
@@ -102,6 +104,7 @@ class TrainConfig:
     patience: int | None = setting(None, "Early stopping: stop after N evaluations without improvement.")
     restore_best: bool = setting(True, "Load the best checkpoint's weights at the end.")
     resume: bool = setting(False, "Continue from the last checkpoint in --output.")
+    overwrite: bool = setting(False, "Train again into an --output that holds a finished run (its model and results are replaced), or into a folder of other files (kept, except those of the same name).")
     log_steps: int = setting(10, "Write a log line every N optimizer steps.")
     report_to: str = setting("none", "Also send the logged metrics to experiment trackers through accelerate: "
                              "tensorboard, mlflow, wandb, ... (comma-separated; each needs its package).")
@@ -276,6 +279,7 @@ class PretrainConfig:
     patience: int | None = like("patience")
     restore_best: bool = like("restore_best")
     resume: bool = like("resume")
+    overwrite: bool = like("overwrite")
     log_steps: int = like("log_steps")
     report_to: str = like("report_to")
     trust_remote_code: bool = like("trust_remote_code")

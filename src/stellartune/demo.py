@@ -14,6 +14,7 @@ import random
 import time
 from pathlib import Path
 
+from .atomic import mark_ours, ours, refuse_foreign
 from .errors import StellarError
 
 logger = logging.getLogger("stellartune")
@@ -58,9 +59,15 @@ def run_demo(output: str = "runs/demo", epochs: float = 1.0):
 
     started = time.time()
     rows = bbc_news_rows()
-    train, test = write_splits(rows, Path(output) / "data")
+    folder = Path(output)
+    if not ours(folder):  # the demo's own folder is run again; anything else is the user's
+        refuse_foreign(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    mark_ours(folder)
+    train, test = write_splits(rows, folder / "data")
     logger.info(f"BBC News: {len(rows)} articles in 5 topics -> {train} and {test}")
-    model = fit(model="minilm", train=str(train), eval=str(test), output=output, epochs=epochs, max_length=128)
+    model = fit(model="minilm", train=str(train), eval=str(test), output=output, epochs=epochs, max_length=128,
+                overwrite=True)
     logger.info("\npredictions for new sentences:")
     for sentence, prediction in zip(NEW_SENTENCES, model.predict(NEW_SENTENCES)):
         logger.info(f"  {prediction['label']:>13}  {prediction['score']:.3f}  {sentence}")

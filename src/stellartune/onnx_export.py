@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_folder
+from .atomic import atomic_folder, ours, refuse_foreign
 from .errors import StellarError
 from .inference.io import input_chunks
 from .inference.predictor import META_FILE, FineTunedModel, read_saved
@@ -36,17 +36,20 @@ VERIFY_EXAMPLES = 200
 
 
 def export_onnx(run: str | Path, output: str | Path, quantize: str | None = None, verify_data: str | None = None,
-                max_difference: float | None = None, min_agreement: float | None = None) -> dict:
+                max_difference: float | None = None, min_agreement: float | None = None,
+                overwrite: bool = False) -> dict:
     """Export, verify and write the folder `load`, `predict`, `evaluate` and `serve` take; returns the check.
     The export must stay within `max_difference` of the PyTorch logits (default: 1e-3 for fp32, none for
-    int8) and keep `min_agreement` of its predictions (default: 95% for int8, none for fp32)."""
+    int8) and keep `min_agreement` of its predictions (default: 95% for int8, none for fp32). `output`
+    replaces an earlier export; a folder of anything else is refused (`overwrite`: written into)."""
     if max_difference is None and min_agreement is None:
         max_difference, min_agreement = (None, INT8_AGREEMENT) if quantize else (FP32_TOLERANCE, None)
     source, meta = read_saved(run)
+    check_output(Path(run), source, Path(output), overwrite)
     model = FineTunedModel.load(source, device="cpu")
     texts, pairs = verification_inputs(Path(run), model, verify_data)
     output = Path(output)
-    with atomic_folder(output) as folder:
+    with atomic_folder(output, overwrite=overwrite) as folder:
         with tempfile.TemporaryDirectory() as scratch:
             traced = Path(scratch) / "traced.onnx"
             trace(model, traced)
@@ -70,6 +73,19 @@ def export_onnx(run: str | Path, output: str | Path, quantize: str | None = None
         check = verify(model, FineTunedModel.load(folder), texts, pairs, quantize, max_difference, min_agreement)
         (folder / "export.json").write_text(json.dumps(check, indent=2))
     return check
+
+
+def check_output(run: Path, source: Path, output: Path, overwrite: bool) -> None:
+    """Before any work: the output is neither the model read nor a folder around or inside it (replacing
+    it would delete the input), and holds nothing stellartune did not write unless `overwrite`."""
+    place = output.resolve()
+    for given in dict.fromkeys([source.resolve(), run.resolve()]):
+        if place == given or given in place.parents or place in given.parents:
+            relation = "is" if place == given else "is inside" if given in place.parents else "holds"
+            raise StellarError(f"--output {output} {relation} the model it exports ({given}); choose a folder of "
+                               "its own, such as a new folder beside the run")
+    if not ours(place) and not overwrite:
+        refuse_foreign(output)
 
 
 def trace(model: FineTunedModel, path: Path) -> None:
@@ -137,15 +153,22 @@ def verification_inputs(run: Path, model: FineTunedModel, verify_data: str | Non
     return [r["text"] for r in rows], [r["text_pair"] for r in rows] if "text_pair" in rows[0] else None
 
 
+def without_scores(prediction):
+    """What a prediction says, without its probabilities (an entity's score included), which move in the last
+    digits from one backend to another."""
+    if isinstance(prediction, dict):
+        return {k: without_scores(v) for k, v in prediction.items() if not isinstance(v, float) and k != "scores"}
+    return [without_scores(item) for item in prediction] if isinstance(prediction, list) else prediction
+
+
 def verify(reference: FineTunedModel, exported: FineTunedModel, texts, pairs, quantize: str | None,
            max_difference: float | None, min_agreement: float | None) -> dict:
     """Largest logit difference and prediction agreement of the export against PyTorch fp32."""
     examples = reference.task.prepare(texts, pairs, reference.columns)
     expected, encoded = reference.run(examples, precision="fp32")
     got, _ = exported.run(examples, precision="fp32")
-    keep = lambda p: {k: v for k, v in p.items() if not isinstance(v, float) and k != "scores"}
-    before = [keep(p) for p in reference.task.predictions(expected, encoded, examples)]
-    after = [keep(p) for p in exported.task.predictions(got, encoded, examples)]
+    before = [without_scores(p) for p in reference.task.predictions(expected, encoded, examples)]
+    after = [without_scores(p) for p in exported.task.predictions(got, encoded, examples)]
     check = {"examples": len(texts), "max_abs_logit_difference": float((expected - got).abs().max()),
              "prediction_agreement": float(np.mean([a == b for a, b in zip(before, after)])),
              "quantized": quantize}

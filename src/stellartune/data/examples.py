@@ -143,7 +143,19 @@ def text_cell(table: Table, i: int, row: dict, column: str) -> str:
         raise StellarError(f"{table.locate(i, column)}: empty text{absence(row, column)}")
     if not isinstance(value, str):
         raise StellarError(f"{table.locate(i, column)}: expected text, got {type(value).__name__} {value!r}")
+    if fault := unicode_fault(value):
+        raise StellarError(f"{table.locate(i, column)}: {fault}")
     return value.strip()
+
+
+def unicode_fault(text: str) -> str | None:
+    """Why a string is not text a tokenizer takes (a lone surrogate such as JSON's "\\ud800"), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (f"not valid Unicode text: a lone surrogate U+{ord(text[e.start]):04X} at character {e.start} "
+                "(half of a pair; write the whole character)")
+    return None
 
 
 def parse_label(table: Table, i: int, column: str, value, label_kind: str, delimiter: str):

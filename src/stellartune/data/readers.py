@@ -182,9 +182,9 @@ def read_text_lines(path: Path, rows: int | None) -> Iterator[Table]:
 
 
 def lines_chunks(lines: Iterable[str], source: str, rows: int | None, empty: str) -> Iterator[Table]:
-    """One row per non-blank line, column "text": .txt files and stdin. No header is guessed."""
-    numbered = (({"text": line.strip()}, f"line {number}") for number, line in enumerate(lines, start=1)
-                if line.strip())
+    """One row per line, column "text": .txt files and stdin. No header is guessed. A blank line is a row
+    too (refused as an empty text, with its line number), so that prediction N is always line N."""
+    numbered = (({"text": line.strip()}, f"line {number}") for number, line in enumerate(lines, start=1))
     return tables_of(source, ["text"], numbered, rows, empty)
 
 

@@ -70,14 +70,16 @@ class FineTunedModel:
                    meta["label_delimiter"], meta["base_model"], strategy=meta.get("strategy"),
                    precision=meta.get("precision", "auto"))
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """A standard Hugging Face folder (weights as safetensors, tokenizer) plus stellartune.json; a PEFT
-        model saves its adapter and head only (`adapter_config.json`, `adapter_model.safetensors`)."""
+        model saves its adapter and head only (`adapter_config.json`, `adapter_model.safetensors`).
+        A folder stellartune wrote is replaced; one holding anything else is refused, or with `overwrite`
+        the model's files go in beside the others."""
         if isinstance(self.model, OnnxClassifier):
             raise StellarError("an ONNX model is written by `stellartune export`, not saved again")
         folder = Path(folder)
         megabytes = sum(t.numel() * t.element_size() for t in self.model.state_dict().values()) / 1e6
-        with atomic_folder(folder, megabytes=megabytes) as tmp:
+        with atomic_folder(folder, megabytes, overwrite) as tmp:
             with quiet_transformers():
                 self.model.save_pretrained(tmp)
                 self.tokenizer.save_pretrained(tmp)

@@ -3,22 +3,34 @@
 `pooling=model` (what `auto` gives for a checkpoint that is not a sentence-transformers one) with
 `head=linear` uses the architecture's own `AutoModelForSequenceClassification` head instead, so the
 saved model is a standard checkpoint.
-Any other combination is an `EncoderWithHead`, saved as a standard encoder folder plus
-`head.safetensors` and `head.json`, which `load_classifier` restores.
+Any other combination is an `EncoderWithHead`, saved as a transformers model of its own type whose code
+(`head_code.py`) goes with it: transformers loads it with its head under trust_remote_code=True and
+refuses it otherwise; `load_classifier` restores it without running any code from the folder.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, load_model, save_model
 from torch import nn
+from transformers import AutoModel
 
-HEAD_CONFIG_FILE = "head.json"
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+from . import head_code
+from .head_code import (
+    EncoderWithHeadConfig,
+    EncoderWithHeadForSequenceClassification,
+    build_head,
+    encoder_config,
+    pool,
+)
+
+HEAD_CONFIG_FILE = "head.json"  # a PEFT model's head settings (and an earlier stellartune's saved models)
+CODE_FILE = Path("stellartune_head.py")  # head_code.py, as it is named in a saved model folder
 
 
 @dataclass
@@ -29,26 +41,6 @@ class HeadConfig:
     activation: str = "gelu"
     dropout: float = 0.1
     num_labels: int = 2
-
-
-def build_head(config: HeadConfig, input_size: int) -> nn.Sequential:
-    layers, size = [], input_size
-    for hidden in config.hidden if config.kind == "mlp" else []:
-        layers += [nn.Dropout(config.dropout), nn.Linear(size, hidden), ACTIVATIONS[config.activation]()]
-        size = hidden
-    return nn.Sequential(*layers, nn.Dropout(config.dropout), nn.Linear(size, config.num_labels))
-
-
-def pool(outputs, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    if pooling == "pooler":
-        if getattr(outputs, "pooler_output", None) is None:
-            raise ValueError("this architecture has no pooler; use --pooling cls or mean")
-        return outputs.pooler_output
-    hidden = outputs.last_hidden_state
-    if pooling == "cls":
-        return hidden[:, 0]
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
 class EncoderWithHead(nn.Module):
@@ -69,15 +61,36 @@ class EncoderWithHead(nn.Module):
         return self.head(pool(outputs, inputs["attention_mask"], self.head_config.pooling))
 
     def save_pretrained(self, folder: Path, **kwargs) -> None:
-        self.encoder.save_pretrained(folder, **kwargs)
-        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(Path(folder) / "head.safetensors"))
-        self.save_head_config(folder)
+        """A folder transformers loads with this very head (trust_remote_code=True: the code is `head_code.py`,
+        copied in) or refuses; never an encoder folder that would get a new, random head."""
+        folder = Path(folder)
+        config = EncoderWithHeadConfig(encoder=self.encoder.config.to_dict(), head=asdict(self.head_config),
+                                       id2label=self.encoder.config.id2label, label2id=self.encoder.config.label2id,
+                                       problem_type=self.encoder.config.problem_type,
+                                       architectures=[EncoderWithHeadForSequenceClassification.__name__])
+        config.auto_map = {"AutoConfig": f"{CODE_FILE.stem}.{EncoderWithHeadConfig.__name__}",
+                           "AutoModelForSequenceClassification":
+                               f"{CODE_FILE.stem}.{EncoderWithHeadForSequenceClassification.__name__}"}
+        config.save_pretrained(folder)
+        save_model(self, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        shutil.copyfile(head_code.__file__, folder / CODE_FILE)
 
     def save_head_config(self, folder: Path) -> None:
         (Path(folder) / HEAD_CONFIG_FILE).write_text(json.dumps(asdict(self.head_config), indent=2))
 
     @classmethod
-    def from_folder(cls, encoder: nn.Module, folder: Path) -> "EncoderWithHead":
+    def from_folder(cls, folder: Path) -> EncoderWithHead:
+        """A model `save_pretrained` wrote: config.json holds the encoder's config and the head's."""
+        folder = Path(folder)
+        saved = json.loads((folder / "config.json").read_text())
+        encoder_settings = {**saved["encoder"], "id2label": saved["id2label"], "label2id": saved["label2id"]}
+        model = cls(AutoModel.from_config(encoder_config(encoder_settings)), HeadConfig(**saved["head"]))
+        load_model(model, str(folder / "model.safetensors"))
+        return model
+
+    @classmethod
+    def from_head_files(cls, encoder: nn.Module, folder: Path) -> EncoderWithHead:
+        """A model saved by an earlier stellartune: an encoder folder, head.safetensors and head.json."""
         config = HeadConfig(**json.loads((Path(folder) / HEAD_CONFIG_FILE).read_text()))
         model = cls(encoder, config)
         model.head.load_state_dict(load_file(str(Path(folder) / "head.safetensors")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -15,7 +16,8 @@ from transformers import (
 )
 
 from ..errors import StellarError
-from .heads import EncoderWithHead, HeadConfig
+from .head_code import MODEL_TYPE
+from .heads import HEAD_CONFIG_FILE, EncoderWithHead, HeadConfig
 from .masked_lm import CLOZE_FILE, ClozeClassifier
 from .quiet import quiet_transformers
 
@@ -79,16 +81,18 @@ def output_layer(model: torch.nn.Module, num_outputs: int) -> torch.nn.Linear:
 
 
 def load_classifier(folder: str | Path) -> torch.nn.Module:
-    """A model saved by stellartune: `head.json` present means an encoder with a custom head,
-    `cloze.json` a masked LM read at the [MASK] of a template (--task cloze)."""
+    """A model saved by stellartune: the architecture's own head, an encoder with a custom head (its own model
+    type), or with `cloze.json` a masked LM read at the [MASK] of a template (--task cloze)."""
     folder = Path(folder)
     check_weights(folder)
     if (folder / CLOZE_FILE).exists():
         return ClozeClassifier.from_folder(folder)
     try:
         with quiet_transformers():
-            if (folder / "head.json").exists():
-                return EncoderWithHead.from_folder(AutoModel.from_pretrained(folder), folder)
+            if json.loads((folder / "config.json").read_text()).get("model_type") == MODEL_TYPE:
+                return EncoderWithHead.from_folder(folder)
+            if (folder / HEAD_CONFIG_FILE).exists():
+                return EncoderWithHead.from_head_files(AutoModel.from_pretrained(folder), folder)
             return AUTO_CLASSES[saved_kind(folder)].from_pretrained(folder)
     except (OSError, ValueError) as e:  # a missing weights file or config
         raise StellarError(f"{folder}: cannot load the model ({loading_problem(e)})") from None

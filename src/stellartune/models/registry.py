@@ -35,11 +35,25 @@ def resolve_model(name: str) -> str:
             return str(Path(name) / "model")
         if not (Path(name) / "config.json").exists():
             raise StellarError(f"{name}: folder has no config.json, so it is not a Hugging Face model folder")
+        check_safetensors(Path(name))
         return name
     if "/" not in name and not hub_reachable_name(name):
         raise StellarError(f"unknown model {name!r}: not an alias ({', '.join(ALIASES)}), not a local folder, "
                            "and not in the Hugging Face cache (hub ids look like org/name)")
     return name
+
+
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+def check_safetensors(folder: Path) -> None:
+    """Weights only as safetensors: a pickle (pytorch_model.bin) can run any code when it is read."""
+    pickles = sorted(p.name for pattern in PICKLED_WEIGHTS for p in folder.glob(pattern))
+    if pickles and not any(folder.glob("*.safetensors")):
+        raise StellarError(f"{folder}: its weights are a pickle ({', '.join(pickles[:3])}), and stellartune loads "
+                           "safetensors only (a pickle can run code when it is read); if you trust where it came "
+                           "from, convert it once with transformers: its model class's from_pretrained(folder)"
+                           ".save_pretrained(folder) writes model.safetensors")
 
 
 def is_pretraining_run(folder: Path) -> bool:

@@ -20,7 +20,8 @@ def figure(width: float = WIDTH, height: float = HEIGHT):
     from matplotlib.figure import Figure
 
     matplotlib.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
-                                "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3})
+                                "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+                                "text.parse_math": False, "text.usetex": False})  # labels are text: "cost $5"
     return Figure(figsize=(width, height), layout="constrained")
 
 

@@ -13,19 +13,23 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..data.examples import Columns
 from ..errors import StellarError
 from ..inference.predictor import FineTunedModel, read_saved
+from ..models.loading import check_weights
 from ..tasks import task_from_dict
 from .batcher import MicroBatcher
 from .limits import BodyLimit, LimitExceeded, check_inputs
@@ -46,20 +50,26 @@ class ServedModel:
     def __init__(self, model: FineTunedModel | None = None):
         self.model, self.error = model, None
 
-    def load_in_background(self, path: str) -> None:
+    def load_in_background(self, path: str, exit_on_failure: bool) -> None:
         def load():
             try:
                 self.model = FineTunedModel.load(path)
                 logger.info(f"model loaded from {path}; ready")
-            except Exception as e:  # reported by /ready and the log; the process keeps answering /health
-                self.error = str(e).splitlines()[0] if str(e) else type(e).__name__
-                logger.error(f"cannot load the model from {path}: {self.error}")
+            except Exception as e:  # reported by /ready (without server paths) and the log
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                if exit_on_failure:  # `stellartune serve`: a server that can never answer stops, saying why
+                    print(f"error: {reason}", file=sys.stderr, flush=True)
+                    os._exit(2)
+                logger.error(f"cannot load the model from {path}: {reason}")
+                self.error = reason.replace(str(Path(path).resolve()), "<model>").replace(path, "<model>")
 
         threading.Thread(target=load, name="stellartune-load", daemon=True).start()
 
 
-def create_app(model: FineTunedModel | str | Path, settings: ServeSettings | None = None, **options) -> FastAPI:
-    """An ASGI app serving `model` (a loaded model, a run folder or its model/ folder)."""
+def create_app(model: FineTunedModel | str | Path, settings: ServeSettings | None = None,
+               exit_on_load_failure: bool = False, **options) -> FastAPI:
+    """An ASGI app serving `model` (a loaded model, a run folder or its model/ folder). A model that cannot be
+    loaded is reported by /ready, or with `exit_on_load_failure` (`stellartune serve`) ends the process."""
     settings = settings or ServeSettings(**options)
     if isinstance(model, FineTunedModel):
         task, columns, served, folder = model.task, model.columns, ServedModel(model), None
@@ -77,13 +87,15 @@ def create_app(model: FineTunedModel | str | Path, settings: ServeSettings | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         if folder is not None:
-            served.load_in_background(str(folder))
+            served.load_in_background(str(folder), exit_on_load_failure)
         batcher.start()
         yield
         await batcher.stop()
 
-    app = FastAPI(title="stellartune", summary=f"{task.name} model: {describe(task)}", lifespan=lifespan)
+    app = FastAPI(title="stellartune", summary=f"{task.name} model: {describe(task)}", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs from the package's files below: no CDN, works offline
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    add_offline_docs(app)
 
     @app.middleware("http")
     async def request_id_and_log(request: Request, call_next):
@@ -106,6 +118,12 @@ def create_app(model: FineTunedModel | str | Path, settings: ServeSettings | Non
     async def invalid_request(request: Request, error: RequestValidationError):
         return error_response(422, validation_message(error), request.state.request_id)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        if error.status_code == 400:  # the body could not be parsed at all (not UTF-8, not JSON)
+            return error_response(422, "the body is not valid JSON (not UTF-8 text, or not JSON)", request.state.request_id)
+        return error_response(error.status_code, str(error.detail), request.state.request_id)
+
     @app.exception_handler(LimitExceeded)
     async def over_a_limit(request: Request, error: LimitExceeded):
         return error_response(413, str(error), request.state.request_id)
@@ -114,7 +132,8 @@ def create_app(model: FineTunedModel | str | Path, settings: ServeSettings | Non
     async def refused_input(request: Request, error: StellarError):
         return error_response(422, str(error), request.state.request_id)
 
-    @app.post("/predict", response_model=response_schema, summary="Predict, as `stellartune predict` does")
+    @app.post("/predict", response_model=response_schema, summary="Predict, as `stellartune predict` does",
+              responses=ERRORS)
     async def predict(body: request_schema, request: Request):  # type: ignore[valid-type]
         if served.model is None:
             return error_response(503, "the model is still loading; see /ready", request.state.request_id)
@@ -129,16 +148,17 @@ def create_app(model: FineTunedModel | str | Path, settings: ServeSettings | Non
     async def health():
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: the model is loaded")
+    @app.get("/ready", summary="Readiness: the model is loaded", responses={503: ERRORS[503]})
     async def ready(request: Request):
         if served.model is None:
             message = f"the model could not be loaded: {served.error}" if served.error else "the model is loading"
             return error_response(503, message, request.state.request_id)
         return {"ready": True, "task": task.name, "labels": task.labels}
 
-    @app.get("/metrics", summary="Prometheus metrics: requests, errors, batch sizes, latency")
+    @app.get("/metrics", summary="Prometheus metrics: requests, errors, batch sizes, latency",
+             response_class=PlainTextResponse)
     async def prometheus():
-        return Response(metrics.text(), media_type=metrics.content_type)
+        return PlainTextResponse(metrics.text(), media_type=metrics.content_type)
 
     return app
 
@@ -146,15 +166,47 @@ def create_app(model: FineTunedModel | str | Path, settings: ServeSettings | Non
 def schemas(task, texts_name: str, pairs_name: str, needs_pairs: bool) -> tuple[type[BaseModel], type[BaseModel]]:
     """The request (the task's input names) and response (`predict`'s JSON lines) of this model."""
     strict = ConfigDict(extra="forbid", strict=True)  # a number where a text belongs is an error, not "3"
-    texts = (list[str], Field(min_length=1, description="The texts to predict, one prediction each."))
+    text = Annotated[str, Field(min_length=1)]  # not blank, within --max-chars: checked in `check_inputs`
+    texts = (list[text], Field(min_length=1, description="The texts to predict, one prediction each (not blank)."))
     inputs = {texts_name: texts}
     if needs_pairs:
-        inputs[pairs_name] = (list[str], Field(min_length=1, description=f"One second text per item of {texts_name}."))
+        inputs[pairs_name] = (list[text], Field(min_length=1, description=f"One second text per item of "
+                                                                          f"{texts_name}."))
     request = create_model("PredictRequest", __config__=strict, **inputs)
     fields = {"text": (str, ...), **({"text_pair": (str, ...)} if needs_pairs else {}),
               **{name: (kind, ...) for name, kind in task.prediction_fields.items()}}
     prediction = create_model("Prediction", **fields)
     return request, create_model("PredictResponse", predictions=(list[prediction], ...))
+
+
+class ErrorAnswer(BaseModel):
+    """Every refusal and failure: one line naming the field or limit, and the request's id."""
+
+    error: str
+    request_id: str | None
+
+
+ERRORS = {status: {"model": ErrorAnswer, "description": meaning} for status, meaning in (
+    (413, "Over a limit: --max-texts, --max-chars or --max-body-bytes (named in `error`)"),
+    (422, "Input refused: not JSON, a field missing or of the wrong type, an empty text, invalid Unicode"),
+    (500, "A fault of the server (its log has the traceback); other requests are not affected"),
+    (503, "The model is still loading, or could not be loaded (see /ready)"))}
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI from the files of the swagger-ui-bundle package, so it works without internet."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title}: API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def describe(task) -> str:
@@ -191,7 +243,7 @@ def summary(value) -> str:
 def app_from_environment() -> FastAPI:
     """The app of one worker process (`--workers` > 1): model and settings from the environment."""
     spec = json.loads(os.environ[ENVIRONMENT])
-    return create_app(spec["model"], ServeSettings(**spec["settings"]))
+    return create_app(spec["model"], ServeSettings(**spec["settings"]), exit_on_load_failure=True)
 
 
 def serve(model: FineTunedModel | str | Path, settings: ServeSettings | None = None, **options) -> None:
@@ -201,12 +253,13 @@ def serve(model: FineTunedModel | str | Path, settings: ServeSettings | None = N
     import uvicorn
 
     settings = settings or ServeSettings(**options)
+    if not isinstance(model, FineTunedModel):  # damaged weights stop here, with one line, before serving
+        check_weights(read_saved(model)[0])
     run = dict(host=settings.host, port=settings.port, access_log=False, log_config=None)  # our log lines carry request ids
     if settings.workers == 1:
-        uvicorn.run(create_app(model, settings), **run)
+        uvicorn.run(create_app(model, settings, exit_on_load_failure=True), **run)
         return
     if isinstance(model, FineTunedModel):
         raise StellarError("--workers > 1 loads the model in each process: give a run folder, not a loaded model")
-    read_saved(model)  # a wrong path stops here, once, not in every worker
     os.environ[ENVIRONMENT] = json.dumps({"model": str(model), "settings": dataclasses.asdict(settings)})
     uvicorn.run("stellartune.serving.app:app_from_environment", factory=True, workers=settings.workers, **run)

@@ -6,8 +6,8 @@ than were open at once since the last pass began, it waits up to `max_wait` for 
 that pass just answered are about to send their next request, and under load each pass then gathers
 all of them instead of alternating between large and small batches. A lone caller never waits.
 The model runs off the event loop (a forward pass would block every other connection), and each
-caller gets its own slice of the results. A request whose input the model refuses (a StellarError) is retried alone,
-so one caller's bad input never fails the others.
+caller gets its own slice of the results. When a pass fails, each of its requests is retried alone, so one
+caller's input (refused, or one that trips the model or tokenizer) never fails the others.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-from ..errors import StellarError
 
 
 @dataclass
@@ -86,16 +84,12 @@ class MicroBatcher:
         started = time.perf_counter()
         try:
             results = await self.run_model(texts, pairs)
-        except StellarError as e:
+        except Exception as e:  # noqa: BLE001 - whatever one input causes, it fails that request alone
             if len(batch) == 1:
-                fail(batch[0], e)
+                fail(batch[0], e)  # a StellarError: 422 naming the field; anything else a bug, 500
             else:
                 for pending in batch:  # find whose input it was: each alone
                     await self.answer([pending])
-            return
-        except Exception as e:  # a bug: every caller in the batch gets it (a 500), the server keeps serving
-            for pending in batch:
-                fail(pending, e)
             return
         self.on_batch(len(texts), time.perf_counter() - started)
         start = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from ..data.examples import unicode_fault
 from ..errors import StellarError
 
 
@@ -25,6 +26,8 @@ def check_inputs(texts: list[str], pairs: list[str] | None, texts_name: str, pai
                                     "(--max-chars)")
             if not value.strip():
                 raise StellarError(f"{name}[{i}]: empty text")
+            if fault := unicode_fault(value):
+                raise StellarError(f"{name}[{i}]: {fault}")
 
 
 class BodyLimit:
@@ -40,20 +43,22 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self.refuse(scope, send)
-        received = 0
-
-        async def counted():
-            nonlocal received
+        # the whole body read here, counted as it comes (chunked bodies declare no size): over the limit it
+        # is refused before anything parses it; within it, the app reads it back from memory
+        messages, received = [], 0
+        while True:
             message = await receive()
+            messages.append(message)
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise LimitExceeded()
-            return message
+                return await self.refuse(scope, send)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
 
-        try:
-            await self.app(scope, counted, send)
-        except LimitExceeded:  # raised while the body is read, before any response started
-            await self.refuse(scope, send)
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
     async def refuse(self, scope, send) -> None:
         request_id = scope.get("state", {}).get("request_id")

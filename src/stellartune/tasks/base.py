@@ -118,9 +118,15 @@ class Task:
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """One loss value per example (the engine averages over the global batch)."""
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether `calibrate` tunes anything: a run then holds calibration data out of training for it."""
+        return False
+
     def calibrate(self, logits: torch.Tensor, encoded: Encoded) -> None:
-        """Settings tuned on evaluation data and saved with the model (a threshold, a null score);
-        called before `metrics` wherever the model is evaluated for selection. Default: none."""
+        """Settings tuned on data and saved with the model (a threshold, a null score): at each evaluation
+        during training (choosing the checkpoint kept), then once more before the final evaluation on
+        calibration data, which is neither trained nor scored on. Default: none."""
 
     def metrics(self, logits: torch.Tensor, encoded: Encoded) -> dict:
         """Pure: the scores of these logits against the encoded targets; changes nothing."""

@@ -158,6 +158,12 @@ class ClassificationTask(Task):
         weight = torch.tensor(self.class_weights, device=logits.device) if self.class_weights else None
         return F.cross_entropy(logits, targets, weight=weight, reduction="none")
 
+    threshold_name = "the decision threshold"  # what `calibrate` tunes, for the log
+
+    @property
+    def calibrated(self) -> bool:
+        return self.problem == "multi-label"
+
     def calibrate(self, logits: torch.Tensor, encoded: Encoded) -> None:
         """Multi-label: the decision threshold that maximises micro-F1 on these examples, kept and saved."""
         if self.problem == "multi-label":

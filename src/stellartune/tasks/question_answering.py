@@ -197,6 +197,12 @@ class QuestionAnsweringTask(Task):
         return [Answer("", None, None, null, 1.0) if null - answer.logit > self.null_threshold else answer
                 for answer, null in zip(answers, nulls)]
 
+    threshold_name = "the no-answer threshold"  # what `calibrate` tunes, for the log
+
+    @property
+    def calibrated(self) -> bool:
+        return self.unanswerable
+
     def calibrate(self, logits: torch.Tensor, encoded: Encoded) -> None:
         """With unanswerable questions: the null threshold that maximises F1 on these examples, kept and saved."""
         if self.unanswerable:

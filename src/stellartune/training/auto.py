@@ -27,8 +27,9 @@ def settle_pooling(config: TrainConfig, task, model_path: str) -> tuple[TrainCon
         return dataclasses.replace(config, pooling="model"), f"head: the architecture's own ({source}); {STANDARD_HEAD}"
     return dataclasses.replace(config, pooling=pooling), (
         f"head: {pooling} pooling, as the checkpoint's {source} says (a sentence-transformers checkpoint, trained "
-        f"to pool this way); the saved model loads with stellartune (load, predict, serve, export), not "
-        f"transformers.pipeline, which has no head that pools so: --pooling model keeps the architecture's own head")
+        f"to pool this way); the saved model loads with stellartune (load, predict, serve, export) and with "
+        f"transformers.pipeline(..., trust_remote_code=True), which runs the head's code saved with it; --pooling "
+        f"model keeps the architecture's own head, a standard checkpoint")
 
 
 # Learning rate of a sentence classifier by encoder size (parameters): small encoders take larger steps.

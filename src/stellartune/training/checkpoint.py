@@ -28,7 +28,8 @@ class BrokenCheckpoint(Exception):
 def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, state: dict) -> Path:
     final = folder / f"{PREFIX}{step:08d}"
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_folder(final, folder / f".tmp-{PREFIX}{step:08d}", checkpoint_megabytes(model, optimizer)) as tmp:
+    # overwrite: a damaged checkpoint of this step, skipped on resume, is written over
+    with atomic_folder(final, checkpoint_megabytes(model, optimizer), overwrite=True) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "rng": torch.get_rng_state(),

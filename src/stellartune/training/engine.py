@@ -286,6 +286,7 @@ def evaluation_logits(model, encoded, tokenizer, config, accelerator) -> torch.T
 
 
 def scored(task, logits: torch.Tensor, encoded) -> dict:
-    """Calibrated, then scored: each evaluation is judged with the settings it would be saved with."""
+    """Calibrated, then scored: each evaluation, which chooses the checkpoint kept, is judged at its best
+    threshold. The model's saved threshold is chosen on calibration data at the end (`training/recipe.py`)."""
     task.calibrate(logits, encoded)
     return task.metrics(logits, encoded)

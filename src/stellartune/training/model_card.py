@@ -6,6 +6,7 @@ import shutil
 
 from ..config import describe_data
 from ..evaluation.report import format_table
+from ..models.heads import CODE_FILE
 from ..strategies import describe_strategy
 
 CARD = """# {name}
@@ -44,9 +45,7 @@ model.predict(["some text"])
 
 def write_model_card(run_dir, config, result, state) -> None:
     task = result.task
-    standard = not any((run_dir / "model" / name).exists() for name in ("head.json", "adapter_config.json"))
-    pipeline = ("\nThe model folder is a standard Hugging Face checkpoint:\n"
-                f"`transformers.pipeline(\"{task.pipeline_task}\", model=\"{run_dir}/model\")`.\n") if standard else ""
+    pipeline = pipeline_note(run_dir / "model", task)
     numbers = [[k, v] for k, v in result.metrics.items() if isinstance(v, float)]
     settings = [[k, v] for k, v in config.to_dict().items() if k not in ("train", "eval", "output")]
     text = CARD.format(
@@ -58,3 +57,16 @@ def write_model_card(run_dir, config, result, state) -> None:
         results=format_table(numbers, ["metric", "value"]), hyperparameters=format_table(settings, ["setting", "value"]))
     (run_dir / "README.md").write_text(text)
     shutil.copy(run_dir / "README.md", run_dir / "model" / "README.md")
+
+
+def pipeline_note(folder, task) -> str:
+    """How transformers loads the saved model: as it is, with the head's code (trust_remote_code), or not at all
+    (a PEFT adapter or a cloze model: stellartune.load)."""
+    if (folder / CODE_FILE).exists():
+        return ("\nThe model folder loads in transformers with its trained head, whose code (`stellartune_head.py`) "
+                f"it holds: `transformers.pipeline(\"{task.pipeline_task}\", model=\"{folder}\", "
+                "trust_remote_code=True)` (read that file first); without trust_remote_code transformers refuses it.\n")
+    if any((folder / name).exists() for name in ("adapter_config.json", "cloze.json")):
+        return ""
+    return ("\nThe model folder is a standard Hugging Face checkpoint:\n"
+            f"`transformers.pipeline(\"{task.pipeline_task}\", model=\"{folder}\")`.\n")

@@ -19,9 +19,11 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from transformers import set_seed
 
+from ..atomic import MARKER, mark_ours, ours, refuse_foreign
 from ..batching.logits import compute_logits
 from ..config import TrainConfig
 from ..data import split_examples
+from ..data.overlap import Overlap
 from ..errors import StellarError, some
 from ..evaluation.report import metrics_report
 from ..inference.precision import inference_autocast, resolve_precision
@@ -54,7 +56,7 @@ from .auto import optimisation_settings, settle_pooling
 from .checkpoint import latest_checkpoint
 from .engine import train_model
 from .model_card import write_model_card
-from .run_lock import run_lock
+from .run_lock import LOCK_FILE, run_lock
 from .trackers import start_tracking, tracker_settings
 
 logger = logging.getLogger("stellartune")
@@ -66,6 +68,7 @@ def fit(config: TrainConfig) -> FineTunedModel:
     task = task_for(config.task, train_examples, config)
     if note := task.check_known_labels(eval_examples):
         say(note)
+    train_examples, calibration_examples = calibration_data(config, task, columns, train_examples, say)
     model_path = resolve_model(config.model)
     config, why = settle_pooling(config, task, model_path)
     say(why)
@@ -88,6 +91,11 @@ def fit(config: TrainConfig) -> FineTunedModel:
         as_saved = (trained is model and not config.merge and accelerator.mixed_precision == "no"
                     and resolve_precision(config.precision, accelerator.device) == "fp32")
         model = merge(model) if config.merge else model
+        if calibration_examples is not None:  # before the final evaluation, on data it does not score
+            calibration_set = task.encode(calibration_examples, tokenizer, config.max_length)
+            task.calibrate(compute_logits(model, calibration_set, tokenizer, 2 * config.batch_size,
+                                          accelerator.device, inference_autocast(config.precision, accelerator.device)),
+                           calibration_set)
         result = FineTunedModel(model, tokenizer, task, config.max_length, columns, config.label_delimiter, config.model,
                                 run_dir=run_dir, strategy=strategy_record(config), precision=config.precision)
         finish_run(result, config, eval_set, eval_examples, state, time.time() - started, accelerator, say,
@@ -110,7 +118,31 @@ def read_data(config: TrainConfig, say):
                 if kept else ""))
     say(f"task: {problem}{' (sentence pairs)' if columns.pair else ''}, {why}; columns: {columns.describe()}; "
         f"{len(train_examples)} training and {len(eval_examples)} evaluation examples")
+    overlap = Overlap.between(train_examples, eval_examples)
+    say(("warning: " if overlap.worrying else "") + overlap.describe())
     return config, columns, train_examples, eval_examples
+
+
+def calibration_data(config: TrainConfig, task, columns, train_examples, say):
+    """(training examples, calibration examples or None): a task that tunes a setting on data (a decision
+    threshold) tunes it on --calibration or on a held-out part of training, never on the data it is scored on."""
+    if not task.calibrated:
+        return train_examples, None
+    if config.calibration is not None:
+        table = read_for(task.problem, config.calibration, config.tag_column)
+        found = columns_for(task.problem, table, columns.text, columns.pair, columns.label)
+        calibration = examples_for(task.problem, table, found, config.label_delimiter)
+        say(f"{task.threshold_name} is chosen on --calibration ({len(calibration)} examples), not on the evaluation data")
+        return train_examples, calibration
+    if int(len(train_examples) * config.calibration_split) < 1:
+        say(f"{task.threshold_name} is chosen on the training rows: {len(train_examples)} are too few to hold some "
+            "out for it (give --calibration)")
+        return train_examples, train_examples
+    train_examples, calibration, _ = split_examples(train_examples, config.calibration_split, config.seed + 1,
+                                                    stratify=False, names_of=task.label_names)
+    say(f"{task.threshold_name} is chosen on {len(calibration)} training rows held out for it (--calibration-split "
+        f"{config.calibration_split}; or give --calibration), not on the evaluation data")
+    return train_examples, calibration
 
 
 def build_model(task, model_path: str, tokenizer, config: TrainConfig, say):
@@ -168,7 +200,6 @@ def finish_run(result: FineTunedModel, config: TrainConfig, eval_set, eval_examp
     if logits is None:
         logits = compute_logits(model, eval_set, result.tokenizer, 2 * config.batch_size, accelerator.device,
                                 inference_autocast(config.precision, accelerator.device))
-    task.calibrate(logits, eval_set)
     result.metrics = task.metrics(logits, eval_set)
     if accelerator.is_main_process:
         say("evaluation of the final model:\n" + metrics_report(result.metrics, task.labels))
@@ -181,7 +212,9 @@ def finish_run(result: FineTunedModel, config: TrainConfig, eval_set, eval_examp
 
 
 def start_run(config) -> tuple[Accelerator, Callable[[str], None]]:
-    """The accelerator (device, precision, processes), a `say` that logs on the main process only, and the seed."""
+    """The accelerator (device, precision, processes), a `say` that logs on the main process only, and the seed;
+    first of all, the output checked: a run replaces nothing it was not asked to (`check_run_folder`)."""
+    check_run_folder(Path(config.output), config)
     # accelerate keeps one precision per process; a second fit with another --precision starts it anew
     # (the process group, PartialState, is kept)
     AcceleratorState._reset_state(reset_partial_state=False)
@@ -257,6 +290,7 @@ def run_folder(config, accelerator) -> Iterator[Path]:
             raise StellarError(f"{run_dir}: holds checkpoints of an interrupted run; add --resume to continue it, "
                                "or choose another --output")
         if accelerator.is_main_process:
+            mark_ours(run_dir)
             if not config.resume:
                 (run_dir / "log.jsonl").unlink(missing_ok=True)
             config.save(run_dir / "config.yaml")
@@ -268,10 +302,24 @@ def run_folder(config, accelerator) -> Iterator[Path]:
             accelerator.end_training()  # trackers flush and close
 
 
+def check_run_folder(run_dir: Path, config) -> None:
+    """A finished run is replaced, and a folder of other files written into, only when --overwrite says so;
+    --resume needs checkpoints to resume from."""
+    finished = (run_dir / "model" / MARKER).exists() or (run_dir / "metrics.json").exists()
+    if config.overwrite or not run_dir.exists() or latest_checkpoint(run_dir / "checkpoints"):
+        return
+    if finished:
+        raise StellarError(f"{run_dir}: holds a finished run" + (" (nothing to resume: it left no checkpoints)"
+                           if config.resume else "") + "; add --overwrite to train again and replace its model "
+                           "and results, or choose another --output")
+    if not ours(run_dir) and not (run_dir / LOCK_FILE).exists():
+        refuse_foreign(run_dir)
+
+
 def write_run(result: FineTunedModel, config: TrainConfig, eval_examples, predictions, state, seconds: float):
     """Everything a run leaves: model, metrics, eval predictions, model card; checkpoints are removed."""
     run_dir = result.run_dir
-    result.save(run_dir / "model")
+    result.save(run_dir / "model", overwrite=True)  # --overwrite (or a new folder): check_run_folder
     summary = {**result.metrics, "best_step": state.best_step, "steps": state.step, "train_seconds": round(seconds, 1)}
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
     with open(run_dir / "eval_predictions.jsonl", "w") as handle:
