@@ -57,7 +57,7 @@ def test_export_never_replaces_a_folder_it_did_not_write(short_runs, tmp_path):
     assert {name: after[name] for name in before} == before and "model.onnx" in after
     assert stellartune.load(notes).predict(["A truly brilliant film."])[0]["label"] in ("0", "1")
     # an earlier export (stellartune's own folder) is replaced whole, without a flag
-    assert cli("export", str(run), "--output", str(tmp_path / "onnx")).returncode == 0
+    stellartune.export(run, tmp_path / "onnx")
     (tmp_path / "onnx" / "stale.txt").write_text("left by an old export")
     (tmp_path / "onnx" / ".stellartune-output").touch()  # still stellartune's folder
     # (a short model has small margins: the int8 check is held to half its labels here)
@@ -153,9 +153,9 @@ def test_train_into_a_folder_of_other_files_is_refused_before_writing(tmp_path):
 
 
 def test_two_predicts_into_one_file_each_write_a_whole_file(short_runs, tmp_path):
-    sentences = [line.split("\t")[0].strip() for line in data_file("sst2/train.tsv").read_text().splitlines()[1:3001]]
-    (tmp_path / "a.txt").write_text("\n".join(sentences[:1200]) + "\n")
-    (tmp_path / "b.txt").write_text("\n".join(sentences[1200:3000]) + "\n")
+    sentences = [line.split("\t")[0].strip() for line in data_file("sst2/train.tsv").read_text().splitlines()[1:2001]]
+    (tmp_path / "a.txt").write_text("\n".join(sentences[:800]) + "\n")
+    (tmp_path / "b.txt").write_text("\n".join(sentences[800:2000]) + "\n")
     out = tmp_path / "predictions.jsonl"
     command = lambda source: [sys.executable, "-m", "stellartune.cli", "predict", "--model",
                               str(short_runs["classification"]), "--input", str(source), "--output", str(out)]
@@ -163,9 +163,9 @@ def test_two_predicts_into_one_file_each_write_a_whole_file(short_runs, tmp_path
                  for name in ("a.txt", "b.txt")]
     results = [(p.wait(timeout=900), p.stderr.read()) for p in processes]
     assert [code for code, _ in results] == [0, 0], results
-    assert "wrote 1200 predictions" in results[0][1] and "wrote 1800 predictions" in results[1][1]
+    assert "wrote 800 predictions" in results[0][1] and "wrote 1200 predictions" in results[1][1]
     texts = [json.loads(line)["text"] for line in out.read_text().splitlines()]
-    assert texts in (sentences[:1200], sentences[1200:3000])  # one whole file, not a mix
+    assert texts in (sentences[:800], sentences[800:2000])  # one whole file, not a mix
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "predictions.jsonl"]  # no stray temp
 
 

@@ -8,6 +8,7 @@ import sys
 import threading
 
 import pytest
+import torch
 import transformers
 from conftest import data_file, example_inputs, tsv_slice
 
@@ -241,8 +242,6 @@ class LeavesAMark:
 def test_a_model_folder_of_pickled_weights_is_refused_in_one_line(tmp_path):
     import shutil
 
-    import torch
-
     from stellartune.models import resolve_model
 
     folder = tmp_path / "pickled"
@@ -255,3 +254,15 @@ def test_a_model_folder_of_pickled_weights_is_refused_in_one_line(tmp_path):
     assert last.startswith(f"error: {folder}: its weights are a pickle (pytorch_model.bin), and stellartune loads "
                            "safetensors only")
     assert "weights_only" not in result.stderr and not (tmp_path / "ran").exists()
+
+
+def test_a_model_with_a_custom_head_trains_again_from_its_encoder(short_runs, tmp_path):
+    """`--model runs/x/model` fine-tunes the trained encoder again under a new head (the folder's own type
+    is no encoder transformers knows: its encoder is written out once, into the cache)."""
+    trained = stellartune.load(short_runs["classification"]).model.encoder
+    train = tsv_slice(data_file("sst2/train.tsv"), tmp_path / "train.tsv", 40)
+    again = stellartune.fit(model=str(short_runs["classification"] / "model"), train=str(train),
+                            output=str(tmp_path / "run"), max_steps=1, batch_size=8, lr=1e-12, progress=False)
+    name = "embeddings.word_embeddings.weight"
+    start = dict(again.model.base_model.named_parameters())[name]
+    assert torch.allclose(start, dict(trained.named_parameters())[name], atol=1e-6)

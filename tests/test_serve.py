@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -214,8 +215,8 @@ def test_a_lone_surrogate_fails_only_its_own_request_among_concurrent_ones(short
         with ThreadPoolExecutor(200) as pool:
             answers = list(pool.map(lambda body: request(port, "POST", "/predict", body), bodies))
     for body, (status, _, answer) in zip(bodies, answers):
-        if body["texts"][0].startswith("\ud800"):
-            assert status == 422 and answer["error"].startswith("texts[0]: not valid Unicode text: a lone surrogate")
+        if body["texts"][0].startswith("\ud800"):  # pydantic's strict JSON parsing refuses it, naming the field
+            assert status == 422 and answer["error"].startswith("texts[0]: ") and "unicode" in answer["error"], answer
         else:
             assert status == 200, answer
             assert answer["predictions"][0]["label"] == expected[body["texts"][0]]["label"]
@@ -273,10 +274,10 @@ def test_bodies_that_are_not_json_or_over_the_limit_get_the_documented_answers(s
 def test_a_model_that_cannot_load_stops_serve_with_one_line(short_runs, tmp_path):
     for damaged, file in (("weights", "model.safetensors"), ("tokenizer", "tokenizer.json")):
         run = tmp_path / damaged
-        subprocess.run(["cp", "-r", str(short_runs["classification"]), str(run)], check=True)
+        shutil.copytree(short_runs["classification"], run)
         (run / "model" / file).write_bytes((run / "model" / file).read_bytes()[:1000])
         result = subprocess.run([sys.executable, "-m", "stellartune.cli", "serve", str(run), "--port",
-                                 str(free_port())], capture_output=True, text=True, timeout=300)
+                                 str(free_port())], capture_output=True, text=True, timeout=120)
         last = result.stderr.strip().splitlines()[-1]
         assert result.returncode == 2 and last.startswith("error: ") and file.split(".")[0] in last, result.stderr
         assert "Traceback" not in result.stderr
@@ -288,7 +289,7 @@ def test_ready_names_a_load_failure_without_server_paths(short_runs, tmp_path):
     from stellartune.serving import create_app
 
     run = tmp_path / "damaged"
-    subprocess.run(["cp", "-r", str(short_runs["classification"]), str(run)], check=True)
+    shutil.copytree(short_runs["classification"], run)
     (run / "model" / "tokenizer.json").write_text("{")
     with TestClient(create_app(run)) as client:
         for _ in range(600):

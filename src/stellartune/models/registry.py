@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import os
 import shutil
 import site
@@ -36,7 +38,7 @@ def resolve_model(name: str) -> str:
         if not (Path(name) / "config.json").exists():
             raise StellarError(f"{name}: folder has no config.json, so it is not a Hugging Face model folder")
         check_safetensors(Path(name))
-        return name
+        return encoder_folder(Path(name)) if saved_with_custom_head(Path(name)) else name
     if "/" not in name and not hub_reachable_name(name):
         raise StellarError(f"unknown model {name!r}: not an alias ({', '.join(ALIASES)}), not a local folder, "
                            "and not in the Hugging Face cache (hub ids look like org/name)")
@@ -54,6 +56,30 @@ def check_safetensors(folder: Path) -> None:
                            "safetensors only (a pickle can run code when it is read); if you trust where it came "
                            "from, convert it once with transformers: its model class's from_pretrained(folder)"
                            ".save_pretrained(folder) writes model.safetensors")
+
+
+def saved_with_custom_head(folder: Path) -> bool:
+    from .head_code import MODEL_TYPE
+
+    return json.loads((folder / "config.json").read_text()).get("model_type") == MODEL_TYPE
+
+
+def encoder_folder(folder: Path) -> str:
+    """The encoder of a model saved with a custom head, as a plain transformers folder (written once into the
+    cache): what `--model` trains again, under a new head."""
+    from transformers import AutoTokenizer
+
+    from ..atomic import atomic_folder
+    from .heads import EncoderWithHead
+
+    weights = (folder / "model.safetensors").stat()
+    key = hashlib.sha256(f"{folder.resolve()}:{weights.st_size}:{weights.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_dir() / "encoders" / key
+    if not (target / "config.json").exists():
+        with atomic_folder(target) as tmp:
+            EncoderWithHead.from_folder(folder).encoder.save_pretrained(tmp)
+            AutoTokenizer.from_pretrained(folder).save_pretrained(tmp)
+    return str(target)
 
 
 def is_pretraining_run(folder: Path) -> bool:
