@@ -90,7 +90,7 @@ def fit_fp32(folder: Path, name: str, train, steps: int = 30, **settings) -> Pat
     import stellartune
 
     stellartune.fit(train=str(train), output=str(folder / name), max_steps=steps, batch_size=16, precision="fp32",
-                    progress=False, log_steps=2, eval_steps=15, **settings)
+                    progress=False, log_steps=2, eval_steps=10, **settings)
     return folder / name
 
 

@@ -323,10 +323,12 @@ def test_several_workers_and_an_onnx_folder_serve_what_predict_gives(short_runs,
     body, texts, _ = example_inputs("classification")
     stellartune.export(short_runs["classification"], tmp_path / "onnx")
     for model, flags in ((short_runs["classification"], ("--workers", "2")), (tmp_path / "onnx", ())):
-        with server(model, tmp_path / "server.log", *flags) as (port, _):
-            ready = 0
-            while ready < 10:  # each worker loads its own copy: ready once several answers in a row say so
-                ready = ready + 1 if request(port, "GET", "/ready")[0] == 200 else 0
+        log = tmp_path / f"{model.name}.log"
+        with server(model, log, *flags) as (port, _):
+            for _ in range(1200):  # each worker loads its own copy: every one must say it is ready
+                if log.read_text().count("model loaded") == (2 if flags else 1):
+                    break
+                time.sleep(0.1)
             answers = [request(port, "POST", "/predict", body)[2]["predictions"] for _ in range(6)]
         predicted = cli_predictions(model, texts, None, tmp_path)
         assert distinct_answers(predicted) > 1
