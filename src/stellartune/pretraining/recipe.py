@@ -7,7 +7,6 @@ loads with AutoModelForMaskedLM, pipeline("fill-mask") and as `stellartune train
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ from ..models import load_tokenizer, resolve_model
 from ..models.quiet import quiet_transformers
 from ..reports import write_report
 from ..strategies import GradualUnfreezing
+from ..training.checkpoint import remove_checkpoints
 from ..training.engine import evaluate, train_model
 from ..training.recipe import run_folder, start_run
 from .corpus import read_documents
@@ -76,7 +76,7 @@ def pretrain(config: PretrainConfig) -> dict:
             summary = {**metrics, "before": before, "best_step": state.best_step, "steps": state.step,
                        "train_seconds": round(time.time() - started, 1)}
             (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            remove_checkpoints(run_dir / "checkpoints")
             say(f"report: {write_report(run_dir)}")
             say(f"saved the model to {run_dir / 'model'}: fine-tune it with stellartune train --model {run_dir}")
         accelerator.wait_for_everyone()

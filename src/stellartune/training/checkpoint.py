@@ -90,6 +90,15 @@ def read_part(file: Path, read):
         raise BrokenCheckpoint(f"{file.name} cannot be read ({reason[:100]})") from None
 
 
+def remove_checkpoints(folder: Path) -> None:
+    """A finished run's checkpoints gone: only the step folders stellartune writes (anything else a user put
+    in `folder` stays, and so does the folder then)."""
+    if folder.is_dir():
+        prune_checkpoints(folder, keep=set())
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def prune_checkpoints(folder: Path, keep: set[Path]) -> None:
     """Delete all but `keep` (latest and best), and leftovers of interrupted writes. A checkpoint is
     renamed out of sight before its files go: a run killed meanwhile never leaves half of one listed."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +52,7 @@ from ..tasks import (
     task_for,
 )
 from .auto import optimisation_settings, settle_pooling
-from .checkpoint import latest_checkpoint
+from .checkpoint import latest_checkpoint, remove_checkpoints
 from .engine import train_model
 from .model_card import write_model_card
 from .run_lock import LOCK_FILE, run_lock
@@ -330,5 +329,5 @@ def write_run(result: FineTunedModel, config: TrainConfig, eval_examples, predic
             record.update(gold=eval_examples.labels[i], **prediction)
             handle.write(json.dumps(record) + "\n")
     write_model_card(run_dir, config, result, state)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    remove_checkpoints(run_dir / "checkpoints")
     write_report(run_dir)
