@@ -85,7 +85,8 @@ def test_a_second_run_into_a_busy_folder_stops_naming_the_first(data, live_run):
     assert (run / "config.yaml").read_bytes() == config_before  # ... and so were its files
 
 
-def test_resume_without_a_checkpoint_says_it_starts_from_the_beginning(data, tmp_path):
+def test_resume_without_a_checkpoint_says_it_starts_from_the_beginning(data, interrupted, tmp_path):
+    # `interrupted`: the live run is stopped first; a training process beside this one would slow it tenfold
     result = subprocess.run(train_command(data, tmp_path / "fresh", "--max-steps", "1", "--resume"),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

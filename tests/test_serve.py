@@ -329,6 +329,8 @@ def test_several_workers_and_an_onnx_folder_serve_what_predict_gives(short_runs,
                 if log.read_text().count("model loaded") == (2 if flags else 1):
                     break
                 time.sleep(0.1)
+            else:
+                pytest.fail(f"not every worker loaded the model:\n{log.read_text()}")
             answers = [request(port, "POST", "/predict", body)[2]["predictions"] for _ in range(6)]
         predicted = cli_predictions(model, texts, None, tmp_path)
         assert distinct_answers(predicted) > 1

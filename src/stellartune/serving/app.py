@@ -241,7 +241,9 @@ def summary(value) -> str:
 
 
 def app_from_environment() -> FastAPI:
-    """The app of one worker process (`--workers` > 1): model and settings from the environment."""
+    """The app of one worker process (`--workers` > 1): model and settings from the environment. A worker is a
+    fresh process: its log lines (model loaded, one per request) go to stderr as the parent's do."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     spec = json.loads(os.environ[ENVIRONMENT])
     return create_app(spec["model"], ServeSettings(**spec["settings"]), exit_on_load_failure=True)
 
