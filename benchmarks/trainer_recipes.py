@@ -62,10 +62,11 @@ def score_each(files: dict[str, Path], score) -> dict:
 
 
 def examples(problem: str, path: Path):
-    from stellartune.tasks import columns_for, examples_for, read_for
+    from stellartune.tasks import task_class
 
-    table = read_for(problem, str(path))
-    return examples_for(problem, table, columns_for(problem, table))
+    task = task_class(problem)
+    table = task.read(str(path))
+    return task.build_examples(table, task.find_columns(table))
 
 
 # ---- run_glue / run_classification

@@ -9,13 +9,14 @@ import pytest
 from conftest import data_file
 
 from stellartune.cli import main
+from stellartune.config import TrainConfig
 from stellartune.data.examples import (
     Columns,
     resolve_columns,
 )
 from stellartune.data.readers import read_table
 from stellartune.errors import StellarError
-from stellartune.tasks import examples_for, problem_from_labels
+from stellartune.tasks import task_class, task_from_labels
 
 
 def write(path: Path, content) -> Path:
@@ -34,8 +35,8 @@ def load_examples(source, **columns):
     """What `stellartune train` does with a data file before it loads a model."""
     table = read_table(source)
     chosen = resolve_columns(table, **columns)
-    problem, _ = problem_from_labels(table, chosen.label, ",")
-    return examples_for(problem, table, chosen)
+    task, _ = task_from_labels(table, chosen.label, ",")
+    return task.build_examples(table, chosen)
 
 
 def error_message(call, *args, **kwargs) -> str:
@@ -103,19 +104,16 @@ def labeled_csv(path: Path, labels: list[str]) -> Path:
 
 
 def test_eval_label_unseen_in_training(tmp_path):
-    from stellartune.tasks import ClassificationTask
-
-    task = ClassificationTask.from_examples("classification", load_examples(labeled_csv(tmp_path / "train.csv", ["a", "b"])))
+    task = task_class("classification").from_examples(load_examples(labeled_csv(tmp_path / "train.csv", ["a", "b"])),
+                                                      TrainConfig())
     dev = load_examples(labeled_csv(tmp_path / "dev.csv", ["a", "c"]))
     message = error_message(task.check_known_labels, dev)
     assert_mentions(message, "dev.csv", "line 3", 'column "label"', "'c'", "never seen in training", "a, b")
 
 
 def test_single_class_in_training(tmp_path):
-    from stellartune.tasks import ClassificationTask
-
     train = load_examples(labeled_csv(tmp_path / "train.csv", ["pos", "pos", "pos"]))
-    message = error_message(ClassificationTask.from_examples, "classification", train)
+    message = error_message(task_class("classification").from_examples, train, TrainConfig())
     assert_mentions(message, "train.csv", "'pos'", "at least two classes")
 
 
@@ -195,8 +193,8 @@ def test_real_data_reads_whole(relative, rows, columns, chosen, task):
     table = read_table(data_file(relative))
     assert (len(table.rows), table.columns) == (rows, columns)
     assert resolve_columns(table) == chosen
-    assert problem_from_labels(table, chosen.label, ",")[0] == task
-    assert len(examples_for(task, table, chosen)) == rows
+    assert task_from_labels(table, chosen.label, ",")[0].name == task
+    assert len(task_class(task).build_examples(table, chosen)) == rows
 
 
 def test_a_txt_file_is_one_text_per_line_with_no_header_guessed(tmp_path):
@@ -242,17 +240,18 @@ def test_labels_that_are_probably_a_mistake_stop_naming_the_flag_that_settles_it
     assert_mentions(error_message(load_examples, path), *expected)
     # the flag it names settles it: the labels are read as classes
     table = read_table(path)
-    examples = examples_for("classification", table, resolve_columns(table))
+    examples = task_class("classification").build_examples(table, resolve_columns(table))
     assert len(set(examples.labels)) == (2 if name == "decimals.csv" else 3)
 
 
 def test_the_task_read_from_the_labels_says_why():
     table = read_table(data_file("stsb/dev.tsv"))
     scores = {float(r["score"]) for r in table.rows}
-    assert problem_from_labels(table, "score", ",") == ("regression", f"{len(scores)} distinct numeric labels from 0 "
-                                                        "to 5 (--task classification if they are classes)")
-    kind, why = problem_from_labels(read_table(data_file("sst2/dev.tsv")), "label", ",")
-    assert (kind, why.split(",")[0]) == ("classification", "2 distinct whole-number labels")
+    task, why = task_from_labels(table, "score", ",")
+    assert (task.name, why) == ("regression", f"{len(scores)} distinct numeric labels from 0 to 5 (--task "
+                                              "classification if they are classes)")
+    task, why = task_from_labels(read_table(data_file("sst2/dev.tsv")), "label", ",")
+    assert (task.name, why.split(",")[0]) == ("classification", "2 distinct whole-number labels")
 
 
 def test_utf16_with_a_byte_order_mark_is_read_and_bad_utf16_named(tmp_path):
@@ -270,32 +269,29 @@ def test_utf16_with_a_byte_order_mark_is_read_and_bad_utf16_named(tmp_path):
 
 def test_the_held_out_split_keeps_rare_labels_in_training(tmp_path):
     """300 labels with one example each (a multi-label news corpus): none may land only in the held-out part."""
-    from stellartune.config import TrainConfig
-    from stellartune.tasks import task_for
     from stellartune.training.recipe import read_data
 
     rows = [(text, labels) for text, labels, _ in
             (line.split("\t") for line in data_file("goemotions/train.tsv").read_text().splitlines()[:600])]
     rows = [{"text": text, "labels": labels + (f",rare-{i}" if i < 300 else "")} for i, (text, labels) in enumerate(rows)]
     said = []
-    config, _, train, held_out = read_data(TrainConfig(train=rows, task="multi-label"), said.append)
-    task = task_for(config.task, train, config)
+    _, task, data = read_data(TrainConfig(train=rows, task="multi-label"), said.append)
+    held_out = data.eval
     assert task.check_known_labels(held_out) is None  # every held-out label has an output
-    assert len(train) + len(held_out) == 600 and 0 < len(held_out) < 60  # 60 drawn; those with a rare label moved back
+    assert len(data.train) + len(data.calibration) + len(held_out) == 600
+    assert 0 < len(held_out) < 60  # 60 drawn; those with a rare label moved back
     assert not any(name.startswith("rare-") for labels in held_out.labels for name in labels)
     assert {name for labels in held_out.labels for name in labels} <= set(task.labels)
     assert any("too rare to hold out stay in training" in line for line in said), said
     single = [{"text": text, "label": "rare" if i == 0 else "a" if i % 2 else "b"} for i, (text, _) in enumerate(rows)]
     for seed in range(5):  # a class with one example never goes to the held-out part alone
-        config, _, train, held_out = read_data(TrainConfig(train=single, seed=seed), said.append)
-        assert "rare" in train.labels and "rare" not in held_out.labels
+        _, _, data = read_data(TrainConfig(train=single, seed=seed), said.append)
+        assert "rare" in data.train.labels and "rare" not in data.eval.labels
 
 
 def test_messages_name_a_few_and_count_the_rest(tmp_path):
-    from stellartune.tasks import ClassificationTask
-
-    task = ClassificationTask.from_examples("classification", load_examples(
-        labeled_csv(tmp_path / "train.csv", [f"intent_{i:03d}" for i in range(300)])))
+    task = task_class("classification").from_examples(load_examples(
+        labeled_csv(tmp_path / "train.csv", [f"intent_{i:03d}" for i in range(300)])), TrainConfig())
     message = error_message(task.check_known_labels, load_examples(labeled_csv(tmp_path / "dev.csv", ["unknown"])))
     assert_mentions(message, "'unknown' never seen in training", "intent_000", "and 294 more")
     assert len(message) < 300

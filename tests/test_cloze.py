@@ -29,7 +29,7 @@ def examples(texts, labels) -> Examples:
 
 def test_long_texts_are_cut_but_the_template_and_its_mask_are_kept(tokenizer):
     reviews = [text for text, _ in imdb_reviews("test", 3)]
-    task = ClozeTask.from_examples("cloze", examples(reviews, ["pos", "neg"] * 3),
+    task = ClozeTask.from_examples(examples(reviews, ["pos", "neg"] * 3),
                                    TrainConfig(template=TEMPLATE, verbalizer="pos=great,neg=terrible"))
     encoded = task.encode(examples(reviews, ["pos", "neg"] * 3), tokenizer, 32)
     assert encoded.truncated == 6
@@ -44,12 +44,12 @@ def test_long_texts_are_cut_but_the_template_and_its_mask_are_kept(tokenizer):
 def test_unusable_templates_and_verbalizers_name_the_problem(tokenizer):
     data = examples(["fine", "bad"], ["1", "0"])
     with pytest.raises(StellarError, match="--template must hold"):
-        ClozeTask.from_examples("cloze", data, TrainConfig(template="{text} It was good.", verbalizer="0=bad,1=good"))
+        ClozeTask.from_examples(data, TrainConfig(template="{text} It was good.", verbalizer="0=bad,1=good"))
     with pytest.raises(StellarError, match=r"test.csv, column \"label\": label\(s\) '1' have no word"):
-        ClozeTask.from_examples("cloze", data, TrainConfig(template=TEMPLATE, verbalizer="0=terrible"))
+        ClozeTask.from_examples(data, TrainConfig(template=TEMPLATE, verbalizer="0=terrible"))
     with pytest.raises(StellarError, match="expected label=word pairs"):
-        ClozeTask.from_examples("cloze", data, TrainConfig(template=TEMPLATE, verbalizer="terrible,great"))
-    task = ClozeTask.from_examples("cloze", data,
+        ClozeTask.from_examples(data, TrainConfig(template=TEMPLATE, verbalizer="terrible,great"))
+    task = ClozeTask.from_examples(data,
                                    TrainConfig(template=TEMPLATE, verbalizer="0=terrible,1=unwatchableness"))
     with pytest.raises(StellarError, match="1=unwatchableness is [2-9] tokens"):
         task.label_token_ids(tokenizer)

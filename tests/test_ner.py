@@ -50,7 +50,7 @@ def test_reader_counts_the_conll_sentences():
 @pytest.mark.parametrize("max_length", [128, 16])
 def test_alignment_round_trips_every_dev_sentence(dev_examples, tokenizer, subword_labels, max_length):
     """word tags -> subword labels -> word tags (first subword), windows joined again when split."""
-    task = TokenClassificationTask.from_examples("ner", dev_examples, TrainConfig(subword_labels=subword_labels))
+    task = TokenClassificationTask.from_examples(dev_examples, TrainConfig(subword_labels=subword_labels))
     encoded = task.encode(dev_examples, tokenizer, max_length)
     recovered = [[tag for tag, _ in words] for words in task.word_tags(encoded.targets, encoded)]
     assert recovered == dev_examples.labels
@@ -225,15 +225,16 @@ def test_evaluate_scores_a_gold_type_never_seen_in_training_as_missed(ner_run, c
 
 
 def test_conll_files_are_recognised_by_content_whatever_their_name(tmp_path):
-    from stellartune.tasks import read_for
+    from stellartune.tasks import detect_task
 
     for name in ("eng.testa", "valid"):  # the original distribution's names, and none at all
         copy = tmp_path / name
         copy.write_bytes(data_file("conll2003/valid.txt").read_bytes())
-        assert read_for("auto", str(copy)).rows == read_conll(data_file("conll2003/valid.txt")).rows
+        found, table, _ = detect_task(str(copy))
+        assert found.name == "ner" and table.rows == read_conll(data_file("conll2003/valid.txt")).rows
     other = tmp_path / "notes.testb"
     other.write_text("Some words that are not tagged at all.\nAnother line.\n", encoding="utf-8")
     with pytest.raises(StellarError) as info:
-        read_for("auto", str(other))
+        detect_task(str(other))
     assert "notes.testb: unknown file type '.testb'" in str(info.value)
     assert "CoNLL file (a token and its tag per line" in str(info.value)

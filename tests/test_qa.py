@@ -20,8 +20,8 @@ from stellartune.evaluation.squad import (
     token_f1,
 )
 from stellartune.models import load_tokenizer, resolve_model
-from stellartune.tasks import QuestionAnsweringTask, columns_for, examples_for, read_for
-from stellartune.tasks.question_answering import Answer, best_null_threshold
+from stellartune.tasks import task_class
+from stellartune.tasks.question_answering import Answer, QuestionAnsweringTask, best_null_threshold
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,9 @@ def squad_file(path, articles: list[dict]):
 
 
 def read_examples(source):
-    table = read_for("qa", source)
-    return examples_for("qa", table, columns_for("qa", table))
+    qa = task_class("qa")
+    table = qa.read(source)
+    return qa.build_examples(table, qa.find_columns(table))
 
 
 def test_reader_flattens_every_question_with_its_answers():

@@ -13,7 +13,8 @@ import stellartune
 from stellartune.data import read_table
 from stellartune.data.examples import resolve_columns
 from stellartune.models import load_tokenizer, resolve_model
-from stellartune.tasks import ClassificationTask, examples_for, problem_from_labels
+from stellartune.config import TrainConfig
+from stellartune.tasks import task_class, task_from_labels
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +25,9 @@ def test_sentence_pairs_carry_token_type_ids(tmp_path):
     table = read_table(str(train))
     columns = resolve_columns(table)
     assert (columns.text, columns.pair, columns.label) == ("sentence1", "sentence2", "label")
-    examples = examples_for("classification", table, columns)
-    task = ClassificationTask.from_examples("classification", examples)
+    single_label = task_class("classification")
+    examples = single_label.build_examples(table, columns)
+    task = single_label.from_examples(examples, TrainConfig())
     tokenizer = load_tokenizer(resolve_model("minilm"))
     encoded = task.encode(examples, tokenizer, max_length=128)
     first = encoded.features[0]
@@ -45,10 +47,10 @@ def test_sentence_pairs_carry_token_type_ids(tmp_path):
 def test_stsb_regression_pearson_above_06(tmp_path):
     train = tsv_slice(data_file("stsb/train.tsv"), tmp_path / "train.tsv", 1500)
     dev = tsv_slice(data_file("stsb/dev.tsv"), tmp_path / "dev.tsv", 500)
-    assert problem_from_labels(read_table(str(train)), "score", ",")[0] == "regression"
+    assert task_from_labels(read_table(str(train)), "score", ",")[0].name == "regression"
     model = stellartune.fit(train=str(train), eval=str(dev), output=str(tmp_path / "run"), epochs=1,
                             batch_size=16, lr=1e-4, progress=False)
-    assert model.task.problem == "regression"
+    assert model.task.name == "regression"
     assert model.metrics["pearson"] >= 0.6, model.metrics
 
 
@@ -79,7 +81,7 @@ def test_goemotions_multi_label_beats_best_constant(tmp_path):
     dev = goemotions_slice(data_file("goemotions/dev.tsv"), tmp_path / "dev.jsonl", 1000, names)
     model = stellartune.fit(train=str(train), eval=str(dev), output=str(tmp_path / "run"), epochs=1,
                             batch_size=16, lr=2e-4, progress=False)
-    assert model.task.problem == "multi-label"
+    assert model.task.name == "multi-label"
     gold = model.task.targets([r["labels"] for r in map(json.loads, dev.read_text().splitlines())]).numpy()
     baseline = best_constant_micro_f1(gold)
     assert model.metrics["micro_f1"] > baseline + 0.05, (model.metrics["micro_f1"], baseline)

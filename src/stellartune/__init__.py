@@ -7,9 +7,10 @@
 
 from .config import PretrainConfig, TrainConfig
 from .errors import StellarError
+from .task_registry import register
 
 __version__ = "0.1.0"
-__all__ = ["fit", "load", "evaluate", "predict", "pretrain", "export", "report", "serve", "TrainConfig", "PretrainConfig", "FineTunedModel", "StellarError"]
+__all__ = ["fit", "load", "evaluate", "predict", "pretrain", "export", "report", "serve", "register", "TrainConfig", "PretrainConfig", "FineTunedModel", "StellarError"]
 LAZY = {"fit": "api", "pretrain": "api", "load": "api", "evaluate": "api", "predict": "api", "serve": "api", "export": "api", "report": "api", "FineTunedModel": "inference.predictor"}
 
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .atomic import WRITE_FAULTS, as_os_error, is_write_fault
-from .config import PretrainConfig, TrainConfig, field_type, flag_name
+from .config import PretrainConfig, TrainConfig, choices_of, field_type, flag_name
 from .errors import StellarError
 from .serving.settings import ServeSettings
 
@@ -53,7 +53,7 @@ def add_config_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | No
         elif kind is list:
             parser.add_argument(flag_name(f), type=lambda v: [int(x) for x in v.split(",")], metavar="N,N", **options)
         else:
-            parser.add_argument(flag_name(f), type=kind, choices=f.metadata["choices"], **options)
+            parser.add_argument(flag_name(f), type=kind, choices=choices_of(f), **options)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .errors import StellarError
+from .task_registry import task_names
 
 # Settings that take data: a path or dataset name, or in the Python API a list of dicts or a DataFrame.
 DATA_SETTINGS = ("train", "eval", "calibration")
@@ -43,7 +44,7 @@ class TrainConfig:
     eval: str | None = setting(None, "Evaluation data (same formats). When absent, --eval-split of the training data is held out.")
     output: str = setting("runs/latest", "Run folder: config, logs, metrics, predictions, checkpoints and the final model.")
     task: str = setting("auto", "auto: CoNLL files or token/tag lists -> ner; SQuAD files or question + context columns -> qa; else from the label column (floats -> regression, lists or delimited labels -> multi-label, else classification).",
-                        choices=("auto", "classification", "multi-label", "regression", "ner", "qa", "cloze"))
+                        choices=lambda: ("auto", *task_names()))
     # --- columns -----------------------------------------------------------------------
     text_column: str | None = setting(None, "Column with the text (auto: text, sentence, sentence1, ...).")
     text_pair_column: str | None = setting(None, "Second text column for sentence pairs (auto: sentence2, hypothesis, ...; 'none' to disable).")
@@ -214,10 +215,16 @@ def like(name: str, default=dataclasses.MISSING, help: str | None = None):
     return setting(default, help or train.metadata["help"], train.metadata["choices"])
 
 
+def choices_of(f) -> tuple | None:
+    """A setting's allowed values; a callable gives those known only when asked (the registered tasks)."""
+    choices = f.metadata.get("choices")
+    return choices() if callable(choices) else choices
+
+
 def check_choices_and_counts(settings, counts: tuple[str, ...]) -> None:
     """Every setting with choices holds one of them; each of `counts` is at least 1 (None: not set)."""
     for f in fields(settings):
-        choices, value = f.metadata.get("choices"), getattr(settings, f.name)
+        choices, value = choices_of(f), getattr(settings, f.name)
         if choices and value not in choices:
             raise StellarError(f"{flag_name(f)} must be one of {', '.join(choices)}; got {value!r}")
     for name in counts:
@@ -237,6 +244,37 @@ def check_shared_settings(config, counts: tuple[str, ...]) -> None:
         raise StellarError("--epochs must be positive (or give --max-steps)")
     if config.unfreeze_every is not None and (config.unfreeze != "gradual" or config.unfreeze_every < 1):
         raise StellarError("--unfreeze-every takes a number of steps (1 or more) and needs --unfreeze gradual")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The settings the training loop reads (`training/engine.py`, `training/optim.py`), the same for `train`
+    and `pretrain`: a recipe hands the loop these and nothing else of its settings."""
+
+    epochs: float
+    max_steps: int | None
+    batch_size: int
+    grad_accum: int
+    seed: int
+    lr: float
+    weight_decay: float
+    warmup_ratio: float
+    scheduler: str
+    max_grad_norm: float
+    eval_steps: int | None
+    metric: str
+    patience: int | None
+    restore_best: bool
+    resume: bool
+    log_steps: int
+    progress: bool
+    head_lr: float | None = None  # fine-tuning's strategies only: pretraining trains every parameter at --lr
+    layer_lr_decay: float = 1.0
+
+    @classmethod
+    def of(cls, settings) -> LoopConfig:
+        """The loop's part of a TrainConfig or PretrainConfig (the last two fields only where it has them)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)})
 
 
 @dataclass
@@ -285,9 +323,6 @@ class PretrainConfig:
     trust_remote_code: bool = like("trust_remote_code")
     progress: bool = like("progress")
 
-    # The training engine's optimizer reads these; pretraining trains every parameter at --lr.
-    head_lr = None
-    layer_lr_decay = 1.0
     from_sources = classmethod(TrainConfig.from_sources.__func__)
     to_dict = TrainConfig.to_dict
     save = TrainConfig.save

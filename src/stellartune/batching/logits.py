@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
 
 import torch
 
@@ -16,13 +15,7 @@ TOKENS_PER_EXAMPLE = 32  # a batch of batch_size examples holds at most 32 x bat
 
 def compute_logits(model, encoded: Encoded, tokenizer, batch_size: int = 64, device=None,
                    autocast=contextlib.nullcontext) -> torch.Tensor:
-    return compute_outputs(model, lambda inputs: forward_logits(model, inputs), encoded, tokenizer, batch_size,
-                           device, autocast)
-
-
-def compute_outputs(model, forward: Callable[[dict], torch.Tensor], encoded: Encoded, tokenizer,
-                    batch_size: int = 64, device=None, autocast=contextlib.nullcontext) -> torch.Tensor:
-    """`forward(inputs)` per batch, in eval mode and without gradients; one row per example."""
+    """The model's outputs per batch, in eval mode and without gradients; one row per example."""
     device = device or next(model.parameters()).device
     accepted = accepted_inputs(model)
     was_training = model.training
@@ -31,7 +24,7 @@ def compute_outputs(model, forward: Callable[[dict], torch.Tensor], encoded: Enc
     with torch.inference_mode(), autocast():
         for batch in inference_batches(encoded.lengths, batch_size, TOKENS_PER_EXAMPLE * batch_size):
             inputs = batch_inputs(encoded, batch, tokenizer, accepted)
-            outputs = forward({k: v.to(device) for k, v in inputs.items()}).float().cpu()
+            outputs = forward_logits(model, {k: v.to(device) for k, v in inputs.items()}).float().cpu()
             pieces.update(zip(batch, outputs))
     model.train(was_training)
     # padded to the longest: token tasks return one row per token, and batches differ in length

@@ -8,20 +8,14 @@ is reported with its row instead of silently training on the wrong span.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 from ..errors import StellarError, some
 from .examples import Columns, Examples, first_present, is_missing, text_cell
-from .readers import Table, read_chunks
+from .readers import Table
 
 QUESTION_NAMES, CONTEXT_NAMES = ("question", "query"), ("context", "passage", "document")
 ANSWER_NAMES = ("answers", "answer_text", "answer")
 START_COLUMN = "answer_start"
-
-
-def qa_table_chunks(source, rows: int | None) -> Iterator[Table]:
-    """Any table reader's output, with SQuAD's nested articles/paragraphs/qas flattened to one row per question."""
-    return (flatten_squad(table) if "paragraphs" in table.columns else table for table in read_chunks(source, rows))
 
 
 def is_qa_table(table: Table) -> bool:

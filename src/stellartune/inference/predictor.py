@@ -19,7 +19,7 @@ from ..models.onnx_runtime import ONNX_FILE, OnnxClassifier
 from ..models.quiet import quiet_transformers
 from ..strategies.layers import inner_model
 from ..strategies.peft import ADAPTER_CONFIG, is_peft, load_peft_classifier
-from ..tasks import columns_for, examples_for, read_for, task_from_dict
+from ..tasks import task_from_dict
 from .precision import inference_autocast
 
 META_FILE = "stellartune.json"
@@ -122,12 +122,13 @@ class FineTunedModel:
                  label_column: str | None = None) -> dict:
         """Metrics on a labeled file, dataset or list of records: the named columns, else those used in
         training, else the usual names (`tag_column`: which column of a CoNLL file holds the tags)."""
-        problem = self.task.problem
-        table = read_for(problem, data, tag_column)
+        task = type(self.task)
+        table = task.read(data, tag_column)
         known = lambda column: column if column in table.columns else None
-        columns = columns_for(problem, table, text_column or known(self.columns.text),
-                              text_pair_column or known(self.columns.pair), label_column or known(self.columns.label))
-        examples = examples_for(problem, table, columns, self.label_delimiter)
+        columns = task.find_columns(table, text_column or known(self.columns.text),
+                                    text_pair_column or known(self.columns.pair),
+                                    label_column or known(self.columns.label))
+        examples = task.build_examples(table, columns, self.label_delimiter)
         if note := self.task.check_known_labels(examples):
             logger.warning(note)
         logits, encoded = self.run(examples, batch_size, precision)

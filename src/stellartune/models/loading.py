@@ -6,24 +6,15 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    AutoTokenizer,
-)
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from ..errors import StellarError
 from .head_code import MODEL_TYPE
+from .head_kinds import SEQUENCE_HEAD, HeadKind, head_kind_of
 from .heads import HEAD_CONFIG_FILE, EncoderWithHead, HeadConfig
 from .masked_lm import CLOZE_FILE, ClozeClassifier
 from .quiet import quiet_transformers
 
-AUTO_CLASSES = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification,
-                "qa": AutoModelForQuestionAnswering}
-ARCHITECTURE_SUFFIXES = {"ForTokenClassification": "token", "ForQuestionAnswering": "qa"}
 # Names that architectures use for dropout probabilities; --dropout sets every one present.
 DROPOUT_ATTRIBUTES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout",
                       "attention_dropout", "seq_classif_dropout", "hidden_dropout", "embedding_dropout",
@@ -60,13 +51,13 @@ def load_config(path: str, trust_remote_code: bool = False, dropout: float | Non
 
 def build_classifier(path: str, *, id2label: dict[int, str], problem_type: str | None, head: HeadConfig | None,
                      dropout: float | None = None, trust_remote_code: bool = False,
-                     kind: str = "sequence") -> torch.nn.Module:
-    """The architecture's own sequence (or token) classification model, or an encoder with a custom head."""
+                     kind: HeadKind = SEQUENCE_HEAD) -> torch.nn.Module:
+    """The architecture's own head of `kind` (sequence, token or span), or an encoder with a custom head."""
     config = load_config(path, trust_remote_code, dropout, num_labels=len(id2label), id2label=id2label,
                          label2id={v: k for k, v in id2label.items()}, problem_type=problem_type)
     with quiet_transformers():
         if head is None:
-            return AUTO_CLASSES[kind].from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
+            return kind.auto_class.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
         encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
     return EncoderWithHead(encoder, head)
 
@@ -93,7 +84,7 @@ def load_classifier(folder: str | Path) -> torch.nn.Module:
                 return EncoderWithHead.from_folder(folder)
             if (folder / HEAD_CONFIG_FILE).exists():
                 return EncoderWithHead.from_head_files(AutoModel.from_pretrained(folder), folder)
-            return AUTO_CLASSES[saved_kind(folder)].from_pretrained(folder)
+            return saved_kind(folder).auto_class.from_pretrained(folder)
     except (OSError, ValueError) as e:  # a missing weights file or config
         raise StellarError(f"{folder}: cannot load the model ({loading_problem(e)})") from None
 
@@ -112,11 +103,6 @@ def check_weights(folder: Path) -> None:
                                "damaged (truncated or overwritten): copy it again, or train again") from None
 
 
-def saved_kind(folder: Path) -> str:
-    """sequence, token or qa, from the architecture named in the saved config.json."""
-    return architecture_kind((AutoConfig.from_pretrained(folder).architectures or [""])[0])
-
-
-def architecture_kind(architecture: str) -> str:
-    """BertForTokenClassification -> token, ...ForQuestionAnswering -> qa, anything else -> sequence."""
-    return next((kind for suffix, kind in ARCHITECTURE_SUFFIXES.items() if architecture.endswith(suffix)), "sequence")
+def saved_kind(folder: Path) -> HeadKind:
+    """The head of the architecture named in the saved config.json."""
+    return head_kind_of((AutoConfig.from_pretrained(folder).architectures or [""])[0])

@@ -96,7 +96,8 @@ def corrupt(rng: np.random.Generator, ids: np.ndarray, chosen: np.ndarray, mask_
 
 class MaskingCollator:
     """Turns blocks (`input_ids`, `token_type_ids`, `word_starts`, optional `nsp_label`) into a
-    padded, masked batch; with `spans`, also each chosen token's span boundaries and offset (SBO)."""
+    padded, masked batch; with `spans`, also each chosen token's span boundaries and offset (SBO), as
+    `span_bounds` (3 x tokens per block: left, right, offset)."""
 
     def __init__(self, tokenizer, mode: str, prob: float, spans: bool = False):
         self.mode, self.prob, self.spans = mode, prob, spans
@@ -118,7 +119,7 @@ class MaskingCollator:
                 left[span.start : span.end] = span.start - 1
                 right[span.start : span.end] = span.end
                 offset[span.start : span.end] = np.arange(span.end - span.start)
-            row.update(span_left=left, span_right=right, span_offset=offset)
+            row["span_bounds"] = np.stack([left, right, offset])  # 3 x tokens
         return row
 
     def __call__(self, features: list[dict], rngs) -> dict[str, torch.Tensor]:
@@ -126,7 +127,8 @@ class MaskingCollator:
         rows = [self.mask_one(rng, feature) for rng, feature in zip(rngs, features)]
         width = max(len(row["input_ids"]) for row in rows)
         fill = {"input_ids": self.pad_id, "labels": IGNORED}
-        batch = {key: torch.tensor(np.stack([np.pad(row[key], (0, width - len(row[key])),
+        batch = {key: torch.tensor(np.stack([np.pad(row[key], [(0, 0)] * (row[key].ndim - 1)
+                                                    + [(0, width - row[key].shape[-1])],
                                                     constant_values=fill.get(key, 0)) for row in rows]))
                  for key in rows[0]}
         batch["attention_mask"] = torch.tensor([[1] * len(row["input_ids"]) + [0] * (width - len(row["input_ids"]))

@@ -93,8 +93,8 @@ class PretrainingModel(nn.Module):
     def encoder(self) -> nn.Module:
         return self.lm.base_model
 
-    def forward(self, input_ids, attention_mask, labels, token_type_ids=None, nsp_label=None, span_left=None,
-                span_right=None, span_offset=None) -> torch.Tensor:
+    def forward(self, input_ids, attention_mask, labels, token_type_ids=None, nsp_label=None, span_bounds=None
+                ) -> torch.Tensor:
         chosen = labels != IGNORED
         rows, targets = chosen.nonzero()[:, 0], labels[chosen]
         outputs = run_masked_lm(self.lm, chosen, input_ids=input_ids, attention_mask=attention_mask,
@@ -108,8 +108,8 @@ class PretrainingModel(nn.Module):
             stats[:, COLUMN["nsp_loss"]] = F.cross_entropy(nsp_logits.float(), nsp_label, reduction="none")
             stats[:, COLUMN["nsp_correct"]] = (nsp_logits.argmax(-1) == nsp_label).float()
         if self.sbo_head is not None:
-            spans = self.sbo_head(outputs.hidden_states[-1], rows, span_left[chosen], span_right[chosen],
-                                  span_offset[chosen])
+            left, right, offset = span_bounds.unbind(1)
+            spans = self.sbo_head(outputs.hidden_states[-1], rows, left[chosen], right[chosen], offset[chosen])
             self.add_token_stats(stats, "sbo", self.lm.get_output_embeddings()(spans), rows, targets)
         return stats
 

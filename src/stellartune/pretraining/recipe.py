@@ -6,20 +6,17 @@ loads with AutoModelForMaskedLM, pipeline("fill-mask") and as `stellartune train
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 
-from ..config import PretrainConfig, describe_data
+from ..config import LoopConfig, PretrainConfig, describe_data
 from ..errors import StellarError
 from ..models import load_tokenizer, resolve_model
 from ..models.quiet import quiet_transformers
-from ..reports import write_report
-from ..strategies import GradualUnfreezing
-from ..training.checkpoint import remove_checkpoints
-from ..training.engine import evaluate, train_model
-from ..training.recipe import run_folder, start_run
+from ..strategies import gradual_unfreezing
+from ..training.engine import Run, evaluate, train_model
+from ..training.lifecycle import close_run, run_folder, start_run
 from .corpus import read_documents
 from .objectives import PretrainingModel, load_masked_lm
 from .task import PretrainingTask
@@ -27,7 +24,6 @@ from .task import PretrainingTask
 
 def pretrain(config: PretrainConfig) -> dict:
     """Run the recipe; returns the held-out metrics of the final model."""
-    started = time.time()
     accelerator, say = start_run(config)
 
     # ---- text
@@ -62,22 +58,18 @@ def pretrain(config: PretrainConfig) -> dict:
 
         # ---- train, evaluate, save
         model = PretrainingModel(lm, nsp=config.nsp, sbo=config.sbo).to(accelerator.device)
-        before = evaluate(model, task, eval_set, tokenizer, config, accelerator)
+        run = Run(model, task, train_set, eval_set, tokenizer, LoopConfig.of(config), accelerator, run_dir, say,
+                  gradual_unfreezing(model, config))
+        before = evaluate(run)
         say(f"held-out MLM loss before training: {summarise(before)}")
-        unfreezer = GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None
-        state, _ = train_model(model, task, train_set, eval_set, tokenizer, config, run_dir, accelerator, say,
-                               unfreezer)
-        metrics = evaluate(model, task, eval_set, tokenizer, config, accelerator)
+        train_model(run)
+        metrics = evaluate(run)
         say(f"held-out MLM loss after training: {summarise(metrics)}")
         if accelerator.is_main_process:
             with quiet_transformers():
                 lm.save_pretrained(run_dir / "model")
                 tokenizer.save_pretrained(run_dir / "model")
-            summary = {**metrics, "before": before, "best_step": state.best_step, "steps": state.step,
-                       "train_seconds": round(time.time() - started, 1)}
-            (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-            remove_checkpoints(run_dir / "checkpoints")
-            say(f"report: {write_report(run_dir)}")
+            close_run(run_dir, {**metrics, "before": before}, run.state, time.time() - run.started, say)
             say(f"saved the model to {run_dir / 'model'}: fine-tune it with stellartune train --model {run_dir}")
         accelerator.wait_for_everyone()
         return metrics

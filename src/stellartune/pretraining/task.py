@@ -1,4 +1,4 @@
-"""Pretraining as a task of the training engine (see tasks/base.py): blocks in, summed losses out.
+"""Pretraining as an objective of the training engine (tasks/base.py): blocks in, summed losses out.
 
 Masks are drawn when a batch is built (`Encoded.collator`), not when the corpus is encoded: each
 epoch sees new ones. The held-out blocks get fixed masks, so that evaluations compare.
@@ -12,14 +12,13 @@ import numpy as np
 import torch
 
 from ..data.encoded import Encoded
-from ..tasks.base import Task
+from ..tasks.base import Objective
 from .blocks import build_blocks
 from .masking import MaskingCollator, fixed_masks, fresh_masks
 from .objectives import COLUMN
 
 
-class PretrainingTask(Task):
-    name = "pretraining"
+class PretrainingTask(Objective):
     primary_metric = "loss"
     lower_is_better = frozenset({"loss", "perplexity", "mlm_loss", "nsp_loss", "sbo_loss"})
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .freezing import GradualUnfreezing, apply_freeze, train_mode
+from .freezing import GradualUnfreezing, apply_freeze, gradual_unfreezing, train_mode
 from .peft import apply_peft
 from .reinit import reinit_top_layers
 
@@ -56,4 +56,4 @@ def describe_strategy(config) -> str:
     return ", ".join(parts)
 
 
-__all__ = ["GradualUnfreezing", "apply_strategy", "describe_strategy", "strategy_record", "train_mode"]
+__all__ = ["GradualUnfreezing", "apply_strategy", "gradual_unfreezing", "describe_strategy", "strategy_record", "train_mode"]

@@ -27,7 +27,7 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from ..atomic import atomic_file
-from ..batching.logits import compute_logits, compute_outputs
+from ..batching.logits import compute_logits
 from ..data.encoded import Encoded
 from ..models.heads import EncoderWithHead, pool
 from ..models.inputs import forward_logits
@@ -37,14 +37,26 @@ from .layers import base_encoder
 CHECK_EXAMPLES, TOLERANCE = 8, 1e-4
 
 
-def encoder_features(model: nn.Module, inputs: dict) -> torch.Tensor:
-    """What the head reads, one row per example."""
-    if isinstance(model, EncoderWithHead):
-        return pool(model.encoder(**inputs), inputs["attention_mask"], model.head_config.pooling)
-    outputs = base_encoder(model)(**inputs)
-    first = outputs.last_hidden_state[:, 0]
-    pooled = getattr(outputs, "pooler_output", None)
-    return first if pooled is None else torch.cat([first, pooled], -1)
+class EncoderFeatures(nn.Module):
+    """The classifier's encoder, giving what its head reads: one row per example."""
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+        self.train(classifier.training)  # the classifier's mode is kept after the pass
+
+    def get_base_model(self) -> nn.Module:
+        """The classifier, whose inputs these are (`models.inputs.accepted_inputs`, as for a PEFT wrapper)."""
+        return self.classifier
+
+    def forward(self, **inputs) -> torch.Tensor:
+        model = self.classifier
+        if isinstance(model, EncoderWithHead):
+            return pool(model.encoder(**inputs), inputs["attention_mask"], model.head_config.pooling)
+        outputs = base_encoder(model)(**inputs)
+        first = outputs.last_hidden_state[:, 0]
+        pooled = getattr(outputs, "pooler_output", None)
+        return first if pooled is None else torch.cat([first, pooled], -1)
 
 
 class CachedEncoder(nn.Module):
@@ -110,8 +122,7 @@ def cached_features(model, encoded: Encoded, tokenizer, model_path: str, precisi
     if path.exists():
         say(f"feature cache: read the encoder outputs of {len(encoded)} examples from {path}")
         return load_file(str(path))["features"]
-    features = compute_outputs(model, lambda inputs: encoder_features(model, inputs), encoded, tokenizer,
-                               device=device, autocast=autocast)
+    features = compute_logits(EncoderFeatures(model), encoded, tokenizer, device=device, autocast=autocast)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as tmp:  # a concurrent or killed run never reads half a file
         save_file({"features": features.contiguous()}, str(tmp))
@@ -130,7 +141,7 @@ def head_only_training(model, train_set: Encoded, eval_set: Encoded, tokenizer, 
     head_only = HeadOnly(model)
     sample = Encoded(eval_set.features[:CHECK_EXAMPLES], eval_set.lengths[:CHECK_EXAMPLES], None, 0)
     expected = compute_logits(model, sample, tokenizer, device=device)
-    features = compute_outputs(model, lambda inputs: encoder_features(model, inputs), sample, tokenizer, device=device)
+    features = compute_logits(EncoderFeatures(model), sample, tokenizer, device=device)
     got = compute_logits(head_only, with_features(sample, features), tokenizer, device=device)
     if not torch.allclose(expected, got, atol=TOLERANCE):
         say(f"feature cache: not used, the {type(model).__name__} head reads more than the cached vectors; "

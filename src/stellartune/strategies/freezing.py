@@ -85,3 +85,8 @@ def train_mode(model: nn.Module) -> None:
     encoder = base_encoder(model)
     if not any(p.requires_grad for p in encoder.parameters()):
         encoder.eval()
+
+
+def gradual_unfreezing(model: nn.Module, config) -> GradualUnfreezing | None:
+    """The unfreezing schedule --unfreeze gradual asks for (every --unfreeze-every steps, else every epoch)."""
+    return GradualUnfreezing(model, config.unfreeze_every) if config.unfreeze == "gradual" else None

@@ -18,7 +18,8 @@ from torch import nn
 from ..errors import StellarError
 from ..models import HeadConfig, build_classifier, resolve_model
 from ..models.heads import HEAD_CONFIG_FILE, EncoderWithHead
-from ..models.loading import architecture_kind, check_weights
+from ..models.head_kinds import head_kind_of
+from ..models.loading import check_weights
 from ..models.quiet import quiet_transformers
 from .layers import base_encoder, encoder_parts
 
@@ -58,8 +59,7 @@ def peft_config(model: nn.Module, config):
     if isinstance(model, EncoderWithHead):
         raise StellarError(f"--peft {config.peft} works with the architecture's own head (--pooling model "
                            "--head linear); use --peft lora for custom heads")
-    kind = architecture_kind(type(model).__name__)
-    task_type = {"token": TaskType.TOKEN_CLS, "qa": TaskType.QUESTION_ANS}.get(kind, TaskType.SEQ_CLS)
+    task_type = TaskType[head_kind_of(type(model).__name__).peft_task_type]
     settings = dict(task_type=task_type, num_virtual_tokens=config.prompt_tokens, modules_to_save=head)
     return PromptTuningConfig(**settings) if config.peft == "prompt" else PrefixTuningConfig(**settings)
 
@@ -125,7 +125,7 @@ def load_peft_classifier(folder: Path, base_model: str, task) -> nn.Module:
     head_file = Path(folder) / HEAD_CONFIG_FILE
     head = HeadConfig(**json.loads(head_file.read_text())) if head_file.exists() else None
     base = build_classifier(resolve_model(base_model), id2label=task.id2label, problem_type=task.problem_type,
-                            head=head, kind=task.model_kind)
+                            head=head, kind=task.head_kind)
     with quiet_transformers(), quiet_peft():
         model = PeftModel.from_pretrained(base, str(folder))
     check_prefix_forward(model)

@@ -1,63 +1,60 @@
-"""Tasks: each knows its data, labels, model, loss, metrics and predictions (see base.Task).
+"""Tasks: each knows its data, labels, model, loss, metrics and predictions (the contract: base.Task).
 
-Adding a task: write its class (tasks/your_task.py, a `Task` subclass) and add it to `PROBLEMS`
-under the `--task` name(s) it answers to; nothing outside this package names a task.
+Adding a task: write its class in one file (a `Task` subclass with a `name`) and add one line for it under
+`[project.entry-points."stellartune.tasks"]` in pyproject.toml (or call `stellartune.register` on it). The
+functions below find tasks through that registry; none of them names one.
 """
 
+from __future__ import annotations
+
+from ..data.examples import label_kind_of
+from ..data.readers import Table
+from ..errors import StellarError
+from ..task_registry import register, task_class, task_classes, task_names
 from .base import Task
-from .classification import ClassificationTask
-from .cloze import ClozeTask
-from .question_answering import QuestionAnsweringTask
-from .token_classification import TokenClassificationTask
-
-# --task values (and what auto settles on) -> the class that handles them
-PROBLEMS: dict[str, type[Task]] = {"classification": ClassificationTask, "multi-label": ClassificationTask,
-                                   "regression": ClassificationTask, "ner": TokenClassificationTask,
-                                   "qa": QuestionAnsweringTask, "cloze": ClozeTask}
-TASKS = {cls.name: cls for cls in PROBLEMS.values()}  # the name saved with a model -> its class
 
 
-def task_class(problem: str | None) -> type[Task]:
-    """The class for a --task value; None: a classification task whose kind its labels will tell."""
-    return PROBLEMS[problem or "classification"]
+def detect_task(source, tag_column: int = -1) -> tuple[type[Task] | None, Table, str]:
+    """--task auto, from the data alone: the task whose file format (CoNLL) or table shape (token lists,
+    questions with contexts) it is, with the table read as that task reads it; None when only the labels
+    can tell (`task_from_labels`, once the label column is known)."""
+    classes = task_classes()
+    claimed = next((cls for cls in classes if cls.claims_file(source, tag_column)), None)
+    if claimed is not None:
+        return claimed, claimed.read(source, tag_column), "as the file's format shows"
+    table = Task.read(source)
+    recognised = next((cls for cls in classes if cls.recognises(table)), None)
+    if recognised is not None:
+        return recognised, recognised.adopt(table), "as the data's columns show"
+    return None, table, ""
 
 
-def read_for(problem: str, source, tag_column: int = -1):
-    """The table of `source` for a task; `auto`: CoNLL files and nested SQuAD files are read as such."""
-    if problem != "auto":
-        return task_class(problem).read(source, tag_column)
-    table = TokenClassificationTask.read(source, tag_column)  # a CoNLL file, or any table
-    return QuestionAnsweringTask.read(source) if "paragraphs" in table.columns else table
+def task_from_labels(table: Table, label_column: str, delimiter: str) -> tuple[type[Task], str]:
+    """The task whose label cells look like this column's (one class, several, a number), and why."""
+    kind, why = label_kind_of(table, label_column, delimiter)
+    found = next((cls for cls in task_classes() if cls.label_kind == kind), None)
+    if found is None:
+        raise StellarError(f"{table.source}, column {label_column!r}: no task takes labels like these ({why}); "
+                           f"name one with --task ({', '.join(task_names())})")
+    return found, why
 
 
-def recognised_task(table) -> str | None:
-    """The task a table's shape tells (token/tag lists, questions with contexts); None: told by its labels."""
-    return next((name for name, cls in PROBLEMS.items() if cls.recognises(table)), None)
-
-
-def problem_from_labels(table, label_column: str, delimiter: str) -> tuple[str, str]:
-    """The classification task a table's label cells tell (single-label, multi-label or regression), and why."""
-    return ClassificationTask.problem_from_labels(table, label_column, delimiter)
-
-
-def columns_for(problem: str | None, table, text=None, pair=None, label=None, need_label: bool = True):
-    return task_class(problem).find_columns(table, text, pair, label, need_label)
-
-
-def examples_for(problem: str, table, columns, delimiter: str = ",", need_label: bool = True):
-    return task_class(problem).build_examples(problem, table, columns, delimiter, need_label)
-
-
-def task_for(problem: str, train, config) -> Task:
-    """The task a training run needs, with its labels taken from the training examples."""
-    return task_class(problem).from_examples(problem, train, config)
+def check_options(config, chosen: type[Task], say) -> None:
+    """A setting that only other tasks read, given for this one, is said in the log (not an error: a saved
+    config.yaml of any run holds every setting)."""
+    for option in sorted({o for cls in task_classes() for o in cls.options} - set(chosen.options)):
+        value, default = getattr(config, option), type(config).__dataclass_fields__[option].default
+        if value != default:
+            owners = [cls.name for cls in task_classes() if option in cls.options]
+            say(f"--{option.replace('_', '-')} {value} is a setting of --task {' and '.join(owners)}: this run "
+                f"(--task {chosen.name}) does not use it")
 
 
 def task_from_dict(data: dict) -> Task:
-    """Rebuild the task saved with a model (`stellartune.json`)."""
-    return TASKS[data["task"]].from_dict(data)
+    """Rebuild the task saved with a model (`stellartune.json`). Folders saved before the classification
+    tasks had their own names keep the name of the one they are in "problem"."""
+    name = data["task"] if data.get("problem") in (None, "classification", data["task"]) else data["problem"]
+    return task_class(name).from_dict(data)
 
 
-__all__ = ["Task", "ClassificationTask", "TokenClassificationTask", "QuestionAnsweringTask", "ClozeTask", "PROBLEMS",
-           "TASKS", "columns_for", "examples_for", "problem_from_labels", "read_for", "recognised_task", "task_class", "task_for",
-           "task_from_dict"]
+__all__ = ["Task", "check_options", "detect_task", "register", "task_class", "task_from_dict", "task_from_labels", "task_names"]

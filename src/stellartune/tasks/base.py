@@ -1,13 +1,19 @@
-"""The task interface: the only place that knows what labels mean.
+"""The task contract: the only place that knows what labels mean.
 
-The engine, CLI and API call these methods and never branch on the task. A task turns
-examples into token ids and targets, logits into a loss, metrics and user-facing predictions,
-and saves what it needs (label names, threshold, ...) with the model as `stellartune.json`.
+The engine, CLI, API, server and exporter call these methods and never ask which task they hold. A task
+reads and recognises its data, turns examples into token ids and targets, names the head it trains, turns
+logits into a loss, metrics and user-facing predictions, tunes what it calibrates, says what a report
+shows, and saves what it needs (labels, thresholds, ...) with the model as `stellartune.json`.
+
+A task is registered by name (`stellartune.task_registry`): the methods marked abstract are the ones each
+task must write; the rest have defaults that fit a task with one output per text.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import ClassVar
 
 import torch
 
@@ -16,31 +22,23 @@ from ..data.examples import Columns, Examples, build_examples, resolve_columns
 from ..data.readers import Table, read_chunks
 from ..evaluation.sections import Section
 from ..models import HeadConfig, build_classifier
+from ..models.head_kinds import SEQUENCE_HEAD, HeadKind
 
 
-class Task:
-    name: str  # the registry key, saved in stellartune.json
-    labels: list[str]  # the model's outputs, in order
-    model_kind: str = "sequence"  # the architecture's head it trains: sequence, token or qa (models/loading.py)
-    one_output_per_text = True  # a pooled text vector feeds the head: custom heads and the feature cache fit it
-    problem_type: str | None = None  # transformers' problem_type for sequence heads
-    primary_metric: str  # what "better" means for best checkpoint and early stopping
-    default_max_length = 128  # tokens per example unless --max-length says otherwise
-    head_description = "new classification head"  # for the log: what is trained on top of the encoder
-    pipeline_task = "text-classification"  # the transformers pipeline that loads the saved model
-    lr_scale = 1.0  # its learning rate against a sentence classifier's, when --lr is not given
-    lower_is_better: frozenset[str] = frozenset()  # metrics where lower wins (mse, loss, ...); the rest: higher
-    input_names = ("texts", "text_pairs")  # what a served request calls its inputs (`stellartune serve`)
-    needs_pairs = False  # every input needs a second text, whatever the training columns (QA: a context)
+class Objective(ABC):
+    """What the training loop asks of what it trains (a task here, or pretraining's objectives): a loss per
+    example, metrics, the one that chooses the best checkpoint, and what is tuned on data."""
 
-    def report_sections(self, records: list[dict]) -> list[Section]:
-        """What a run report shows about the evaluation predictions (eval_predictions.jsonl records)."""
-        return []
+    primary_metric: ClassVar[str]  # what "better" means for best checkpoint and early stopping
+    lower_is_better: ClassVar[frozenset[str]] = frozenset()  # metrics where lower wins (mse, loss, ...)
 
-    @property
-    def prediction_fields(self) -> dict[str, object]:
-        """Each field `predictions` returns, with its type: the served response schema."""
-        raise NotImplementedError
+    @abstractmethod
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One loss value per example (the engine averages over the global batch)."""
+
+    @abstractmethod
+    def metrics(self, logits: torch.Tensor, encoded: Encoded) -> dict:
+        """Pure: the scores of these logits against the encoded targets; changes nothing."""
 
     def improves(self, metric: str, value: float, best: float | None) -> bool:
         """Whether `value` of `metric` beats the best so far (None: no evaluation yet)."""
@@ -48,12 +46,57 @@ class Task:
             return True
         return value < best if metric in self.lower_is_better else value > best
 
-    # --- reading: how this task's data looks (classmethods: they run before the task exists) -------
-    @classmethod
-    def from_examples(cls, problem: str, train: Examples, config) -> "Task":
-        """The task of a training run: labels from the training examples, settings from `config`."""
-        raise NotImplementedError
+    def calibrate(self, logits: torch.Tensor, encoded: Encoded) -> None:
+        """Settings tuned on data and saved with the model (a threshold, a null score): at each evaluation
+        during training (choosing the checkpoint kept), then once more before the final evaluation on
+        calibration data, which is neither trained nor scored on. Default: none."""
 
+
+class Task(Objective):
+    name: ClassVar[str]  # the --task value and the registry key, saved in stellartune.json
+    labels: list[str]  # the model's outputs, in order
+    head_kind: ClassVar[HeadKind] = SEQUENCE_HEAD  # the architecture's head it trains (models/head_kinds.py)
+    one_output_per_text: ClassVar[bool] = True  # a pooled text vector feeds the head: custom heads, feature cache
+    problem_type: ClassVar[str | None] = None  # transformers' problem_type for sequence heads
+    label_kind: ClassVar[str | None] = None  # label cells that make --task auto choose it (single, list, number)
+    options: ClassVar[tuple[str, ...]] = ()  # the settings only this task reads (`--template` for cloze, ...)
+    default_max_length: ClassVar[int] = 128  # tokens per example unless --max-length says otherwise
+    head_description: ClassVar[str] = "new classification head"  # for the log: what trains on the encoder
+    pipeline_task: ClassVar[str] = "text-classification"  # the transformers pipeline that loads the saved model
+    lr_scale: ClassVar[float] = 1.0  # its learning rate against a sentence classifier's, when --lr is not given
+    input_names: ClassVar[tuple[str, str]] = ("texts", "text_pairs")  # a served request's inputs
+    needs_pairs: ClassVar[bool] = False  # every input needs a second text (QA: a context)
+    stratified_split: ClassVar[bool] = False  # a held-out split keeps each label's share (single-label)
+    threshold_name: ClassVar[str] = "its threshold"  # what `calibrate` tunes, for the log
+
+    # --- what each task writes ---------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def from_examples(cls, train: Examples, config) -> Task:
+        """The task of a training run: labels from the training examples, settings from `config`."""
+
+    @classmethod
+    @abstractmethod
+    def from_dict(cls, data: dict) -> Task:
+        """The task saved with a model (`to_dict`)."""
+
+    @abstractmethod
+    def to_dict(self) -> dict:
+        """What `from_dict` needs, with "task": the name."""
+
+    @abstractmethod
+    def encode(self, examples: Examples, tokenizer, max_length: int) -> Encoded: ...
+
+    @abstractmethod
+    def predictions(self, logits: torch.Tensor, encoded: Encoded, examples: Examples) -> list[dict]:
+        """One dict per example (not per encoded window) for the user."""
+
+    @property
+    @abstractmethod
+    def prediction_fields(self) -> dict[str, object]:
+        """Each field `predictions` returns, with its type: the served response schema."""
+
+    # --- reading: how this task's data looks (classmethods: they run before the task exists) -------
     @classmethod
     def read(cls, source, tag_column: int = -1) -> Table:
         return next(cls.read_chunks(source, None, tag_column))
@@ -61,7 +104,17 @@ class Task:
     @classmethod
     def read_chunks(cls, source, rows: int | None, tag_column: int = -1) -> Iterator[Table]:
         """`source` as tables of at most `rows` rows, read as needed (predict on long inputs)."""
-        return read_chunks(source, rows)
+        return (cls.adopt(table) for table in read_chunks(source, rows))
+
+    @classmethod
+    def adopt(cls, table: Table) -> Table:
+        """A table of any reader in this task's own shape (SQuAD's nested articles flattened, ...)."""
+        return table
+
+    @classmethod
+    def claims_file(cls, source, tag_column: int = -1) -> bool:
+        """Whether the file's format alone says it holds this task's data (a CoNLL file: --task auto)."""
+        return False
 
     @classmethod
     def recognises(cls, table: Table) -> bool:
@@ -73,9 +126,16 @@ class Task:
         return resolve_columns(table, text, pair, label, need_label)
 
     @classmethod
-    def build_examples(cls, problem: str, table: Table, columns: Columns, delimiter: str = ",",
-                       need_label: bool = True) -> Examples:
-        return build_examples(table, columns, "single", delimiter, need_label)
+    def build_examples(cls, table: Table, columns: Columns, delimiter: str = ",", need_label: bool = True
+                       ) -> Examples:
+        return build_examples(table, columns, cls.label_kind or "single", delimiter, need_label)
+
+    @classmethod
+    def labeled_examples(cls, source, columns: Columns, delimiter: str = ",", tag_column: int = -1) -> Examples:
+        """Labeled examples of `source` in the columns training used, unless it names others (evaluation and
+        calibration data, `stellartune evaluate`)."""
+        table = cls.read(source, tag_column)
+        return cls.build_examples(table, cls.find_columns(table, columns.text, columns.pair, columns.label), delimiter)
 
     @classmethod
     def label_names(cls, label) -> set[str]:
@@ -83,22 +143,21 @@ class Task:
         split keeps examples whose names no other example has in training. Default: none."""
         return set()
 
-    @classmethod
-    def stratified_split(cls, problem: str) -> bool:
-        """Whether a held-out split keeps each label's share (single-label classes)."""
-        return False
-
     # --- the model and its outputs ---------------------------------------------------------------
     @property
     def id2label(self) -> dict[int, str]:
         return dict(enumerate(self.labels))
 
     def build_model(self, path: str, tokenizer, config, head: HeadConfig | None) -> torch.nn.Module:
-        """The model to train over the encoder at `path`: the architecture's own head for `model_kind`,
+        """The model to train over the encoder at `path`: the architecture's own head of `head_kind`,
         or stellartune's pooling + `head` when one is given."""
         return build_classifier(path, id2label=self.id2label, problem_type=self.problem_type, head=head,
                                 dropout=config.dropout, trust_remote_code=config.trust_remote_code,
-                                kind=self.model_kind)
+                                kind=self.head_kind)
+
+    def report_sections(self, records: list[dict]) -> list[Section]:
+        """What a run report shows about the evaluation predictions (eval_predictions.jsonl records)."""
+        return []
 
     def check_known_labels(self, examples: Examples) -> str | None:
         """Evaluation labels the model has no output for: raise when they cannot be scored, else a one-line
@@ -113,25 +172,7 @@ class Task:
         """Raw inputs of predict (texts, their pairs) as unlabeled examples, one per text."""
         return Examples(texts, pairs, None, [f"input {i + 1}" for i in range(len(texts))], columns)
 
-    def encode(self, examples, tokenizer, max_length: int) -> Encoded: ...
-
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """One loss value per example (the engine averages over the global batch)."""
-
     @property
     def calibrated(self) -> bool:
         """Whether `calibrate` tunes anything: a run then holds calibration data out of training for it."""
         return False
-
-    def calibrate(self, logits: torch.Tensor, encoded: Encoded) -> None:
-        """Settings tuned on data and saved with the model (a threshold, a null score): at each evaluation
-        during training (choosing the checkpoint kept), then once more before the final evaluation on
-        calibration data, which is neither trained nor scored on. Default: none."""
-
-    def metrics(self, logits: torch.Tensor, encoded: Encoded) -> dict:
-        """Pure: the scores of these logits against the encoded targets; changes nothing."""
-
-    def predictions(self, logits: torch.Tensor, encoded: Encoded, examples) -> list[dict]:
-        """One dict per example (not per encoded window) for the user."""
-
-    def to_dict(self) -> dict: ...

@@ -16,7 +16,7 @@ from ..errors import StellarError
 from ..models.loading import load_config
 from ..models.masked_lm import ClozeClassifier
 from ..models.tokens import SpecialTokens, join, tokenize_pieces
-from .classification import ClassificationTask
+from .single_label import SingleLabelTask
 
 
 def parse_verbalizer(text: str) -> dict[str, str]:
@@ -34,25 +34,26 @@ def check_template(template: str) -> None:
                            f"got {template!r}")
 
 
-class ClozeTask(ClassificationTask):
+class ClozeTask(SingleLabelTask):
     name = "cloze"
-    model_kind = "cloze"
+    label_kind = None  # chosen by --task cloze only, never by --task auto
+    options = ("template", "verbalizer")
     one_output_per_text = False
     head_description = "masked-LM head read through the verbalizer"
     pipeline_task = "fill-mask"
 
-    def __init__(self, labels: list[str], template: str, verbalizer: dict[str, str], threshold: float = 0.5):
-        super().__init__("classification", labels, threshold)
+    def __init__(self, labels: list[str], template: str, verbalizer: dict[str, str]):
+        super().__init__(labels)
         self.template, self.verbalizer = template, verbalizer
 
     @classmethod
-    def from_examples(cls, problem: str, train: Examples, config) -> "ClozeTask":
+    def from_examples(cls, train: Examples, config) -> ClozeTask:
         template, verbalizer = config.template, config.verbalizer
         if not template or not verbalizer:
             raise StellarError("--task cloze needs --template (with {text} and [MASK]) and --verbalizer label=word,...")
         check_template(template)
         words = parse_verbalizer(verbalizer)
-        labels = ClassificationTask.from_examples("classification", train).labels
+        labels = cls.class_names(train.labels, train)
         missing = [label for label in labels if label not in words]
         if missing:
             raise StellarError(f'{train.positions[0].rsplit(", ", 1)[0]}, column "{train.columns.label}": label(s) '
@@ -100,5 +101,5 @@ class ClozeTask(ClassificationTask):
         return {**super().to_dict(), "template": self.template, "verbalizer": self.verbalizer}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ClozeTask":
-        return cls(data["labels"], data["template"], data["verbalizer"], data.get("threshold", 0.5))
+    def from_dict(cls, data: dict) -> ClozeTask:
+        return cls(data["labels"], data["template"], data["verbalizer"])

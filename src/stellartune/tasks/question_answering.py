@@ -17,7 +17,6 @@ evaluation data.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +28,7 @@ from ..data.examples import Columns, Examples
 from ..data.qa_examples import (
     build_qa_examples,
     is_qa_table,
-    qa_table_chunks,
+    flatten_squad,
     resolve_qa_columns,
 )
 from ..data.readers import Table
@@ -37,6 +36,7 @@ from ..errors import StellarError
 from ..evaluation.sections import Section
 from ..evaluation.squad import best_over_gold, squad_scores, token_f1
 from ..evaluation.views import answer_sections
+from ..models.head_kinds import SPAN_HEAD
 from .base import Task
 
 
@@ -76,11 +76,11 @@ class Span:
 
 class QuestionAnsweringTask(Task):
     name = "qa"
-    problem = "qa"
+    options = ("doc_stride", "max_answer_length")
     input_names = ("questions", "contexts")
     needs_pairs = True
     prediction_fields = {"answer": str, "start": int | None, "end": int | None, "score": float}
-    model_kind = "qa"  # start and end logits per token: AutoModelForQuestionAnswering
+    head_kind = SPAN_HEAD  # start and end logits per token: AutoModelForQuestionAnswering
     one_output_per_text = False
     default_max_length = 384  # contexts are paragraphs: run_qa.py's 384 rather than a sentence's 128
     head_description = "new span head (answer start and end)"
@@ -96,15 +96,15 @@ class QuestionAnsweringTask(Task):
         self.null_threshold = null_threshold
 
     @classmethod
-    def from_examples(cls, problem: str, train: Examples, config) -> "QuestionAnsweringTask":
+    def from_examples(cls, train: Examples, config) -> QuestionAnsweringTask:
         return cls(config.doc_stride, config.max_answer_length, unanswerable=any(not a for a in train.labels))
 
     def report_sections(self, records: list[dict]) -> list[Section]:
         return answer_sections(records)
 
     @classmethod
-    def read_chunks(cls, source, rows: int | None, tag_column: int = -1) -> Iterator[Table]:
-        return qa_table_chunks(source, rows)
+    def adopt(cls, table: Table) -> Table:
+        return flatten_squad(table) if "paragraphs" in table.columns else table
 
     @classmethod
     def recognises(cls, table: Table) -> bool:
@@ -115,8 +115,8 @@ class QuestionAnsweringTask(Task):
         return resolve_qa_columns(table, text, pair, label, need_label)
 
     @classmethod
-    def build_examples(cls, problem: str, table: Table, columns: Columns, delimiter: str = ",",
-                       need_label: bool = True) -> Examples:
+    def build_examples(cls, table: Table, columns: Columns, delimiter: str = ",", need_label: bool = True
+                       ) -> Examples:
         return build_qa_examples(table, columns, need_label)
 
     # --- data ----------------------------------------------------------------------------
@@ -226,12 +226,12 @@ class QuestionAnsweringTask(Task):
 
     # --- persistence -----------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"task": self.name, "problem": self.problem, "doc_stride": self.doc_stride,
+        return {"task": self.name, "doc_stride": self.doc_stride,
                 "max_answer_length": self.max_answer_length, "unanswerable": self.unanswerable,
                 "null_threshold": self.null_threshold}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "QuestionAnsweringTask":
+    def from_dict(cls, data: dict) -> QuestionAnsweringTask:
         return cls(data["doc_stride"], data["max_answer_length"], data["unanswerable"], data["null_threshold"])
 
 

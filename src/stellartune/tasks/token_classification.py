@@ -25,6 +25,7 @@ from ..data.tag_schemes import entities, split_tag, to_bio
 from ..data.token_examples import (
     build_token_examples,
     is_token_table,
+    looks_like_conll,
     resolve_token_columns,
     split_words,
     token_table_chunks,
@@ -33,6 +34,7 @@ from ..errors import StellarError, some
 from ..evaluation.metrics import entity_metrics
 from ..evaluation.sections import Section
 from ..evaluation.views import entity_sections
+from ..models.head_kinds import TOKEN_HEAD
 from .base import Task
 
 IGNORE = -100  # label of positions outside the loss (special tokens, padding, later subwords)
@@ -55,8 +57,8 @@ class Window:
 
 class TokenClassificationTask(Task):
     name = "ner"
-    problem = "ner"
-    model_kind = "token"  # one output per token: AutoModelForTokenClassification
+    head_kind = TOKEN_HEAD  # one output per token: AutoModelForTokenClassification
+    options = ("subword_labels", "tag_column")
     one_output_per_text = False
     head_description = "new token-classification head"
     lr_scale = 2.0  # measured on CoNLL-2003 slices: per-token heads learn best at twice the rate
@@ -77,6 +79,10 @@ class TokenClassificationTask(Task):
         return token_table_chunks(source, rows, tag_column)
 
     @classmethod
+    def claims_file(cls, source, tag_column: int = -1) -> bool:
+        return looks_like_conll(source, tag_column)
+
+    @classmethod
     def recognises(cls, table: Table) -> bool:
         return is_token_table(table)
 
@@ -85,18 +91,17 @@ class TokenClassificationTask(Task):
         return resolve_token_columns(table, text, label, need_label)
 
     @classmethod
-    def build_examples(cls, problem: str, table: Table, columns: Columns, delimiter: str = ",",
-                       need_label: bool = True) -> Examples:
+    def build_examples(cls, table: Table, columns: Columns, delimiter: str = ",", need_label: bool = True
+                       ) -> Examples:
         return build_token_examples(table, columns, need_label)
 
     @classmethod
-    def from_examples(cls, problem: str, train: Examples, config=None) -> "TokenClassificationTask":
-        subword_labels = config.subword_labels if config is not None else "first"
+    def from_examples(cls, train: Examples, config) -> TokenClassificationTask:
         kinds = sorted({split_tag(tag)[1] for tags in train.labels for tag in tags} - {""})
         if not kinds:
             raise StellarError(f"{train.positions[0].rsplit(', ', 1)[0]}: every training tag is O; "
                                "a tagger needs at least one entity type")
-        return cls(["O"] + [f"{prefix}-{kind}" for kind in kinds for prefix in "BI"], subword_labels)
+        return cls(["O"] + [f"{prefix}-{kind}" for kind in kinds for prefix in "BI"], config.subword_labels)
 
     @classmethod
     def label_names(cls, label) -> set[str]:
@@ -212,10 +217,10 @@ class TokenClassificationTask(Task):
 
     # --- persistence -----------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"task": self.name, "problem": self.problem, "labels": self.labels, "subword_labels": self.subword_labels}
+        return {"task": self.name, "labels": self.labels, "subword_labels": self.subword_labels}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TokenClassificationTask":
+    def from_dict(cls, data: dict) -> TokenClassificationTask:
         return cls(data["labels"], data.get("subword_labels", "first"))
 
 

@@ -12,7 +12,7 @@ from ..strategies import describe_strategy
 CARD = """# {name}
 
 Fine-tuned with [stellartune](https://github.com/stellartune/stellartune) from **{model}** for
-{problem} over {n_labels} label(s): {labels}.
+{task} over {n_labels} label(s): {labels}.
 Transfer strategy: {strategy}.
 
 ## Use
@@ -49,7 +49,8 @@ def write_model_card(run_dir, config, result, state) -> None:
     numbers = [[k, v] for k, v in result.metrics.items() if isinstance(v, float)]
     settings = [[k, v] for k, v in config.to_dict().items() if k not in ("train", "eval", "output")]
     text = CARD.format(
-        name=run_dir.name, model=config.model, strategy=describe_strategy(config), problem=task.problem, n_labels=len(task.labels),
+        name=run_dir.name, model=config.model, strategy=describe_strategy(config), task=task.name,
+        n_labels=len(task.labels),
         labels=", ".join(task.labels[:30]) + (" ..." if len(task.labels) > 30 else ""), run_dir=run_dir,
         pipeline=pipeline, train=describe_data(config.train),
         eval=describe_data(config.eval) or f"{config.eval_split:.0%} held out of training",

@@ -1,0 +1,73 @@
+"""Single-label classification: one class per text (or sentence pair), softmax over the classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.encoded import Encoded
+from ..data.examples import Examples
+from ..evaluation.metrics import single_label_metrics
+from ..evaluation.sections import Section
+from ..evaluation.views import single_label_sections
+from .sequence import ClassesTask
+
+
+class SingleLabelTask(ClassesTask):
+    name = "classification"
+    label_kind = "single"
+    problem_type = "single_label_classification"
+    primary_metric = "accuracy"
+    stratified_split = True
+    options = ("class_weights",)
+    prediction_fields = {"label": str, "score": float, "scores": dict[str, float]}
+
+    def __init__(self, labels: list[str], class_weights: list[float] | None = None):
+        self.labels = labels
+        self.class_weights = class_weights
+
+    @classmethod
+    def from_examples(cls, train: Examples, config) -> SingleLabelTask:
+        names = cls.class_names(train.labels, train)
+        weights = None
+        if config.class_weights == "balanced":
+            counts = np.array([train.labels.count(n) for n in names], dtype=float)
+            weights = (len(train.labels) / (len(names) * counts)).tolist()
+        return cls(names, class_weights=weights)
+
+    def targets(self, labels: list) -> torch.Tensor:
+        index = {name: i for i, name in enumerate(self.labels)}
+        return torch.tensor([index[label] for label in labels])
+
+    def prior_bias(self, targets: torch.Tensor) -> torch.Tensor | None:
+        """Log class frequencies: the untrained model predicts the training prior (unless --class-weights asks
+        for a balanced one)."""
+        if self.class_weights:
+            return None
+        counts = torch.bincount(targets, minlength=len(self.labels)).float().clamp(min=1)
+        return torch.log(counts / counts.sum())
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        weight = torch.tensor(self.class_weights, device=logits.device) if self.class_weights else None
+        return F.cross_entropy(logits.float(), targets, weight=weight, reduction="none")
+
+    def metrics(self, logits: torch.Tensor, encoded: Encoded) -> dict:
+        return single_label_metrics(logits.float().cpu().argmax(-1).numpy(), encoded.targets.cpu().numpy(),
+                                    self.labels)
+
+    def predictions(self, logits: torch.Tensor, encoded: Encoded | None = None, examples=None) -> list[dict]:
+        probabilities = torch.softmax(logits.float().cpu(), -1)
+        best = probabilities.argmax(-1).tolist()
+        return [{"label": self.labels[b], "score": row[b], "scores": dict(zip(self.labels, row))}
+                for b, row in zip(best, probabilities.tolist())]
+
+    def report_sections(self, records: list[dict]) -> list[Section]:
+        return single_label_sections(records, self.labels)
+
+    def to_dict(self) -> dict:
+        return {"task": self.name, "labels": self.labels}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SingleLabelTask:
+        return cls(data["labels"])
