@@ -12,7 +12,8 @@ call order (depth first; each function once). It prints:
 - modules: the modules they are in;
 - climbs back up: steps of the walk into a module of a higher layer (pyproject's import-linter order)
   than the stay before: the walk went down, came back and went down again;
-and, with --list, each stay in order with its layer.
+and, with --list, each stay in order with its layer; last, the functions of training/ and pretraining/ that
+take more than 6 parameters (self and cls not counted).
 Calls are resolved through each module's imports and its own functions; calls through objects
 (`task.encode(...)`) are resolved by method name when one class of the package defines it.
 """
@@ -154,6 +155,23 @@ def main() -> None:
             print(f"  layer {rank:2d}  {key} ({parameter})")
     print(f"{args.start}: {len(stays)} stays in {len({k.split(':')[0] for k, _ in stays})} modules, "
           f"{climbs} climbs back up")
+    crowded = many_parameters(["training", "pretraining"])
+    print(f"functions over 6 parameters in training/ and pretraining/: {len(crowded)}"
+          + "".join(f"\n  {name} ({count})" for name, count in crowded))
+
+
+def many_parameters(packages: list[str], limit: int = 6) -> list[tuple[str, int]]:
+    found = []
+    for package in packages:
+        for path in sorted((PACKAGE / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    args = node.args
+                    names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+                    count = len([n for n in names if n not in ("self", "cls")]) + bool(args.vararg) + bool(args.kwarg)
+                    if count > limit:
+                        found.append((f"{module_name(path)}:{node.name}", count))
+    return found
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from stellartune.data.tag_schemes import entities, to_bio
 from stellartune.data.token_examples import build_token_examples, resolve_token_columns
 from stellartune.errors import StellarError
 from stellartune.models import load_tokenizer, resolve_model
-from stellartune.tasks import TokenClassificationTask
+from stellartune.tasks.token_classification import TokenClassificationTask
 
 LONG = 300  # words in a sentence far longer than --max-length
 
