@@ -225,3 +225,22 @@ def test_the_demo_runs_into_its_own_folder_and_never_into_a_users(tmp_path):
     before = contents(notes)
     assert "holds files stellartune did not write" in one_line_error(cli("demo", "--output", str(notes)))
     assert contents(notes) == before
+
+
+def test_a_finished_runs_checkpoints_go_and_nothing_else_in_their_folder(tmp_path):
+    from stellartune.atomic import atomic_folder
+    from stellartune.training.checkpoint import remove_checkpoints
+
+    folder = tmp_path / "run" / "checkpoints"
+    with atomic_folder(folder / "step-00000010") as written:  # as save_checkpoint writes one
+        (written / "model.safetensors").write_bytes(b"weights")
+    (folder / "step-00000020-mine").mkdir()  # a user's folder that only looks like one
+    (folder / "step-00000020-mine" / "keep.txt").write_text("mine")
+    (folder / "notes.txt").write_text("mine too")
+    remove_checkpoints(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "step-00000020-mine"]
+    assert (folder / "step-00000020-mine" / "keep.txt").read_text() == "mine"
+    (folder / "notes.txt").unlink()
+    (folder / "step-00000020-mine" / ".stellartune-output").touch()  # marked: stellartune's to remove
+    remove_checkpoints(folder)
+    assert not folder.exists()  # emptied, so the folder goes too

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 
-from ..atomic import atomic_folder
+from ..atomic import atomic_folder, ours
 
 PREFIX = "step-"
 
@@ -100,12 +100,13 @@ def remove_checkpoints(folder: Path) -> None:
 
 
 def prune_checkpoints(folder: Path, keep: set[Path]) -> None:
-    """Delete all but `keep` (latest and best), and leftovers of interrupted writes. A checkpoint is
+    """Delete all but `keep` (latest and best) of the checkpoints stellartune wrote (marked, `atomic.py`), and
+    leftovers of its interrupted writes (`.tmp-step-*`, its temporary names). A checkpoint is
     renamed out of sight before its files go: a run killed meanwhile never leaves half of one listed."""
     for path in folder.glob(f".tmp-{PREFIX}*"):
         shutil.rmtree(path, ignore_errors=True)
     for path in folder.glob(f"{PREFIX}*"):
-        if path not in keep:
+        if path not in keep and ours(path):  # a step folder without stellartune's marker is not one it wrote
             hidden = path.with_name(f".tmp-{path.name}")
             os.rename(path, hidden)
             shutil.rmtree(hidden, ignore_errors=True)
