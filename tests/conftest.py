@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # few_shot.py: its samples
+FEW_SHOT_SEEDS = (0, 1)
 
 
 def pytest_sessionstart(session):
@@ -95,7 +99,7 @@ def fit_fp32(folder: Path, name: str, train, steps: int = 30, batch_size: int = 
 
 
 @pytest.fixture(scope="session")
-def short_runs(tmp_path_factory) -> dict[str, Path]:
+def short_runs(tmp_path_factory, few_shot_runs) -> dict[str, Path]:
     """Short fp32 runs of each kind of model a user serves, exports or reports on, on slices of the real data."""
     folder = tmp_path_factory.mktemp("served")
     squad = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())
@@ -108,7 +112,34 @@ def short_runs(tmp_path_factory) -> dict[str, Path]:
         "ner": fit_fp32(folder, "ner", data_file("conll2003/valid.txt"), max_length=64),
         "qa": fit_fp32(folder, "qa", folder / "squad.json", max_length=192, batch_size=8),  # 3 distinct of 5 answers
         "regression": fit_fp32(folder, "stsb", tsv_slice(data_file("stsb/train.tsv"), folder / "stsb.tsv", 300)),
+        "few-shot": few_shot_runs[0],
     }
+
+
+@pytest.fixture(scope="session")
+def few_shot_runs(tmp_path_factory) -> dict[int, Path]:
+    """`stellartune train --train <8 per class of SST-2> --seed S`, no other flag, as benchmarks/few_shot.py runs
+    it (its sampling code), on the two seeds of its short mode."""
+    import stellartune
+    from few_shot import sample, sst2
+
+    data_file("sst2/train.tsv")
+    folder, runs = tmp_path_factory.mktemp("few_shot"), {}
+    for seed in FEW_SHOT_SEEDS:
+        rows = [{"sentence": text, "label": label} for text, _, label in sample(sst2()[0], 8, seed)]
+        runs[seed] = folder / f"run-{seed}"
+        logger, log = logging.getLogger("stellartune"), logging.FileHandler(folder / f"run-{seed}.log")
+        level = logger.level
+        logger.addHandler(log)  # what the run said, beside its folder
+        logger.setLevel(logging.INFO)
+        try:
+            stellartune.fit(train=str(write_csv(folder / f"train-{seed}.csv", rows)), output=str(runs[seed]),
+                            seed=seed, progress=False)
+        finally:
+            logger.removeHandler(log)
+            logger.setLevel(level)
+            log.close()
+    return runs
 
 
 def example_inputs(kind: str) -> tuple[dict, list[str], list[str] | None]:
@@ -125,7 +156,7 @@ def example_inputs(kind: str) -> tuple[dict, list[str], list[str] | None]:
         paragraph = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())["data"][2]["paragraphs"][0]
         questions, contexts = [q["question"] for q in paragraph["qas"][:5]], [paragraph["context"]] * 5
         return {"questions": questions, "contexts": contexts}, questions, contexts
-    source = {"classification": "sst2/dev.tsv", "multi-label": "goemotions/dev.tsv", "ner": "sst2/dev.tsv"}[kind]
+    source = {"classification": "sst2/dev.tsv", "few-shot": "sst2/dev.tsv", "multi-label": "goemotions/dev.tsv", "ner": "sst2/dev.tsv"}[kind]
     texts = [line.split("\t")[0].strip() for line in data_file(source).read_text().splitlines()[1:6]]
     if kind == "ner":
         texts = ["Peter Blackburn met officials of the European Union in Brussels.", *texts[:4]]

@@ -53,7 +53,7 @@ class TrainConfig:
     tag_column: int = setting(-1, "NER from CoNLL files: the column holding the tag (-1: the last).")
     subword_labels: str = setting("first", "NER: train on the first subword of each word only, or on all (later pieces get I- tags). Evaluation always reads the first.",
                                   choices=("first", "all"))
-    eval_split: float = setting(0.1, "Fraction of the training data held out (seeded, stratified) when no --eval is given.")
+    eval_split: float | None = setting(None, "Fraction of the training data held out (seeded, stratified) when no --eval is given (default: 0.1; none under --few-shot, where every example trains and the final scores are on the training examples).")
     calibration: str | None = setting(None, "Multi-label (and QA with unanswerable questions): data to choose the decision threshold on (same formats), never the evaluation data. When absent, --calibration-split of the training data is held out for it.")
     calibration_split: float = setting(0.1, "Fraction of the training data held out (seeded) to choose the decision threshold on, when the task has one and no --calibration is given.")
     max_length: int | None = setting(None, "Maximum tokens per example (default: the task's, 384 for --task qa, else 128); longer inputs are truncated and counted in the log (NER and QA split them into windows instead).")
@@ -77,6 +77,8 @@ class TrainConfig:
     head_lr: float | None = setting(None, "Learning rate of the head (default: --lr).")
     layer_lr_decay: float = setting(1.0, "Layer-wise learning-rate decay: each layer gets the rate of the one above times this; embeddings lowest.")
     reinit_layers: int = setting(0, "Re-initialise the top N transformer layers before training (Zhang et al. 2021); 0 keeps every pretrained layer.")
+    few_shot: str = setting("auto", "Few labelled examples: a contrastive stage trains the encoder so that examples of one class get similar sentence vectors, then a logistic regression on those vectors becomes the head (SetFit's method), before the usual loop. The stage replaces the training loop (--batch-size and --lr are its own; default 16 and 5e-5). auto: on for single-label classification (and sentence pairs) with fewer than 100 training examples per class and 2,000 in all, unless a flag asks for another head, another strategy or the loop (--max-steps, --epochs, ...).",
+                            choices=("auto", "on", "off"))
     feature_cache: bool = setting(True, "With --freeze encoder, compute the encoder outputs once (cached on disk) and train the head on them.")
     peft: str = setting("none", "Parameter-efficient tuning through PEFT: lora, prompt (prompt tuning) or prefix (prefix tuning, P-tuning v2 style). The head always trains.",
                         choices=("none", "lora", "prompt", "prefix"))
@@ -122,8 +124,31 @@ class TrainConfig:
         return dataclasses.replace(self, task=task, max_length=max_length,
                                    doc_stride=max_length // 3 if self.doc_stride is None else self.doc_stride)
 
+    @property
+    def held_out(self) -> float:
+        """The fraction of the training data held out for evaluation when no --eval is given."""
+        if self.eval_split is not None:
+            return self.eval_split
+        return 0.0 if self.few_shot == "on" else 0.1
+
+    def few_shot_conflicts(self) -> list[str]:
+        """The flags that ask for another head or strategy than the few-shot stage's."""
+        asked = {"--head mlp": self.head != "linear", "--pooling model": self.pooling == "model",
+                 f"--peft {self.peft}": self.peft != "none", f"--freeze {self.freeze}": self.freeze != "none",
+                 "--unfreeze gradual": self.unfreeze != "none"}
+        return [flag for flag, given in asked.items() if given]
+
+    def loop_settings_given(self) -> list[str]:
+        """The settings of the training loop (which the few-shot stage replaces) given other values than their
+        defaults, as flags."""
+        return [flag_name(name) for name in LOOP_ONLY_SETTINGS
+                if getattr(self, name) != TrainConfig.__dataclass_fields__[name].default]
+
     def validate(self) -> None:
         check_shared_settings(self, ("max_length", "lora_r", "prompt_tokens", "max_answer_length"))
+        if self.few_shot == "on" and self.few_shot_conflicts():
+            raise StellarError(f"--few-shot on fits a linear head on pooled sentence vectors and trains the whole "
+                               f"encoder; drop {' and '.join(self.few_shot_conflicts())}, or --few-shot off")
         if self.doc_stride is not None and self.max_length and not 0 <= self.doc_stride < self.max_length // 2:
             raise StellarError(f"--doc-stride must be at least 0 and less than half of --max-length "
                                f"({self.max_length}); got {self.doc_stride}")
@@ -236,7 +261,7 @@ def check_shared_settings(config, counts: tuple[str, ...]) -> None:
     """The checks `train` and `pretrain` share: choices, counts of at least 1 (`counts` and the
     batch settings; None = not set yet), the eval split, batch / accumulation, epochs, unfreezing."""
     check_choices_and_counts(config, ("batch_size", "grad_accum", "log_steps") + counts)
-    if not 0 < config.eval_split < 1:
+    if config.eval_split is not None and not 0 < config.eval_split < 1:
         raise StellarError(f"--eval-split must be between 0 and 1; got {config.eval_split}")
     if config.batch_size is not None and config.batch_size % config.grad_accum:
         raise StellarError(f"--batch-size ({config.batch_size}) must be a multiple of --grad-accum ({config.grad_accum})")
@@ -244,6 +269,12 @@ def check_shared_settings(config, counts: tuple[str, ...]) -> None:
         raise StellarError("--epochs must be positive (or give --max-steps)")
     if config.unfreeze_every is not None and (config.unfreeze != "gradual" or config.unfreeze_every < 1):
         raise StellarError("--unfreeze-every takes a number of steps (1 or more) and needs --unfreeze gradual")
+
+
+# What only the training loop reads: given, --few-shot auto leaves the stage out (training/auto.py)
+LOOP_ONLY_SETTINGS = ("epochs", "max_steps", "grad_accum", "weight_decay", "warmup_ratio", "scheduler", "max_grad_norm",
+                      "eval_steps", "metric", "patience", "restore_best", "resume", "head_lr", "layer_lr_decay",
+                      "reinit_layers", "class_weights")
 
 
 @dataclass(frozen=True)

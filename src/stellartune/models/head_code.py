@@ -24,9 +24,17 @@ MODEL_TYPE = "stellartune-encoder-with-head"
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
+class Normalize(nn.Module):
+    """Unit-length sentence vectors: a head fitted on cosine-trained vectors (few-shot) reads them so."""
+
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(vectors, dim=-1)
+
+
 def build_head(config, input_size: int) -> nn.Sequential:
-    """`config`: pooling, kind (linear | mlp), hidden sizes, activation, dropout, num_labels."""
-    layers, size = [], input_size
+    """`config`: pooling, normalize (absent in models saved before it: False), kind (linear | mlp), hidden
+    sizes, activation, dropout, num_labels."""
+    layers, size = [Normalize()] if getattr(config, "normalize", False) else [], input_size
     for hidden in config.hidden if config.kind == "mlp" else []:
         layers += [nn.Dropout(config.dropout), nn.Linear(size, hidden), ACTIVATIONS[config.activation]()]
         size = hidden

@@ -36,6 +36,7 @@ CODE_FILE = Path("stellartune_head.py")  # head_code.py, as it is named in a sav
 @dataclass
 class HeadConfig:
     pooling: str = "cls"  # cls | pooler | mean
+    normalize: bool = False  # the pooled vector scaled to unit length (the few-shot stage's head)
     kind: str = "linear"  # linear | mlp
     hidden: list = field(default_factory=lambda: [256])
     activation: str = "gelu"

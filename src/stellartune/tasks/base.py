@@ -67,6 +67,7 @@ class Task(Objective):
     input_names: ClassVar[tuple[str, str]] = ("texts", "text_pairs")  # a served request's inputs
     needs_pairs: ClassVar[bool] = False  # every input needs a second text (QA: a context)
     stratified_split: ClassVar[bool] = False  # a held-out split keeps each label's share (single-label)
+    few_shot: ClassVar[bool] = False  # has the few-shot stage (training/few_shot.py): one class per text
     threshold_name: ClassVar[str] = "its threshold"  # what `calibrate` tunes, for the log
 
     # --- what each task writes ---------------------------------------------------------------------

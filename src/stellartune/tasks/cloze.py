@@ -39,6 +39,7 @@ class ClozeTask(SingleLabelTask):
     label_kind = None  # chosen by --task cloze only, never by --task auto
     options = ("template", "verbalizer")
     one_output_per_text = False
+    few_shot = False  # a prompt is its own way to learn from few examples: the masked LM's word at [MASK]
     head_description = "masked-LM head read through the verbalizer"
     pipeline_task = "fill-mask"
 

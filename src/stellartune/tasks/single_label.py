@@ -20,6 +20,7 @@ class SingleLabelTask(ClassesTask):
     problem_type = "single_label_classification"
     primary_metric = "accuracy"
     stratified_split = True
+    few_shot = True
     options = ("class_weights",)
     prediction_fields = {"label": str, "score": float, "scores": dict[str, float]}
 

@@ -53,7 +53,7 @@ def write_model_card(run_dir, config, result, state) -> None:
         n_labels=len(task.labels),
         labels=", ".join(task.labels[:30]) + (" ..." if len(task.labels) > 30 else ""), run_dir=run_dir,
         pipeline=pipeline, train=describe_data(config.train),
-        eval=describe_data(config.eval) or f"{config.eval_split:.0%} held out of training",
+        eval=describe_data(config.eval) or (f"{config.held_out:.0%} held out of training" if config.held_out else "the training examples (none held out)"),
         columns=result.columns.describe(), best_step=state.best_step, steps=state.step,
         results=format_table(numbers, ["metric", "value"]), hyperparameters=format_table(settings, ["setting", "value"]))
     (run_dir / "README.md").write_text(text)

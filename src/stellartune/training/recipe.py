@@ -32,8 +32,9 @@ from ..strategies import (
 from ..strategies.feature_cache import head_only_training
 from ..strategies.peft import adapter_megabytes, is_peft, merge
 from ..tasks import Task, check_options, detect_task, task_class, task_from_labels
-from .auto import optimisation_settings, settle_pooling
+from .auto import optimisation_settings, settle_few_shot, settle_pooling
 from .engine import Run, train_model
+from .few_shot import contrastive_stage, fit_head
 from .lifecycle import close_run, run_folder, start_run
 from .model_card import write_model_card
 
@@ -69,7 +70,12 @@ def fit(config: TrainConfig) -> FineTunedModel:
         run = Run(model, task, train_set, eval_set, tokenizer, LoopConfig.of(config), accelerator, run_dir, say,
                   gradual_unfreezing(model, config))
         on_cached_features = use_feature_cache(run, config, model_path)
-        logits = train_model(run)
+        if config.few_shot == "on":  # instead of the loop: measured, a loop after it loses accuracy
+            contrastive_stage(run)
+            fit_head(run)
+            logits = None
+        else:
+            logits = train_model(run)
         # the loop's last logits are the saved model's when it evaluated these weights, as saved, in fp32
         as_saved = (not on_cached_features and not config.merge and accelerator.mixed_precision == "no"
                     and resolve_precision(config.precision, accelerator.device) == "fp32")
@@ -89,23 +95,38 @@ def read_data(config: TrainConfig, say) -> tuple[TrainConfig, Task, TrainingData
     found, why, columns, train = read_training_examples(config)
     check_options(config, found, say)
     config = config.with_task(found.name, found.default_max_length)  # the defaults that depend on it
-    if config.eval is not None:
-        evaluation = found.labeled_examples(config.eval, columns, config.label_delimiter, config.tag_column)
-    else:
-        train, evaluation, kept = split_examples(train, config.eval_split, config.seed,
-                                                 stratify=found.stratified_split, names_of=found.label_names)
-        say(f"held out {len(evaluation)} of {len(train) + len(evaluation)} training rows for evaluation "
-            f"(--eval-split {config.eval_split}, seed {config.seed})" + (
-                f"; examples of {len(kept)} label(s) too rare to hold out stay in training ({some(kept, 4)})"
-                if kept else ""))
+    config, few_shot = settle_few_shot(config, found, train)
+    if few_shot:
+        say(few_shot)
+    train, evaluation = evaluation_examples(config, found, columns, train, say)
     say(f"task: {found.name}{' (sentence pairs)' if columns.pair else ''}, {why}; columns: {columns.describe()}; "
         f"{len(train)} training and {len(evaluation)} evaluation examples")
-    overlap = Overlap.between(train, evaluation)
-    say(("warning: " if overlap.worrying else "") + overlap.describe())
+    if evaluation is not train:
+        overlap = Overlap.between(train, evaluation)
+        say(("warning: " if overlap.worrying else "") + overlap.describe())
     task = found.from_examples(train, config)
     if note := task.check_known_labels(evaluation):
         say(note)
     return config, task, calibration_data(config, task, TrainingData(columns, train, evaluation), say)
+
+
+def evaluation_examples(config: TrainConfig, found: type[Task], columns: Columns, train: Examples,
+                        say) -> tuple[Examples, Examples]:
+    """(training, evaluation) examples: --eval, else a seeded split of training, else (few-shot, where every
+    example counts) the training examples themselves, said in the log."""
+    if config.eval is not None:
+        return train, found.labeled_examples(config.eval, columns, config.label_delimiter, config.tag_column)
+    if not config.held_out:
+        say("no held-out evaluation: with this few examples every one trains; the final scores are on the "
+            "training examples, which the model has seen (they show it learned them, not how it does on new "
+            "text): give --eval, or --eval-split, for that")
+        return train, train
+    kept_in, held_out, kept = split_examples(train, config.held_out, config.seed, stratify=found.stratified_split,
+                                             names_of=found.label_names)
+    say(f"held out {len(held_out)} of {len(train)} training rows for evaluation (--eval-split {config.held_out}, "
+        f"seed {config.seed})" + (f"; examples of {len(kept)} label(s) too rare to hold out stay in training "
+                                  f"({some(kept, 4)})" if kept else ""))
+    return kept_in, held_out
 
 
 def read_training_examples(config: TrainConfig) -> tuple[type[Task], str, Columns, Examples]:
@@ -233,7 +254,7 @@ def custom_head(config: TrainConfig, task: Task) -> HeadConfig | None:
         raise StellarError(f"--pooling and --head shape a sentence classifier; --task {task.name} uses the "
                            "architecture's own head")
     pooling = "cls" if config.pooling == "model" else config.pooling
-    return HeadConfig(pooling=pooling, kind=config.head, hidden=config.head_hidden, activation=config.head_activation,
+    return HeadConfig(pooling=pooling, normalize=config.few_shot == "on", kind=config.head, hidden=config.head_hidden, activation=config.head_activation,
                       dropout=next(d for d in (config.head_dropout, config.dropout, 0.1) if d is not None),
                       num_labels=len(task.labels))
 
