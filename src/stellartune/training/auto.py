@@ -96,7 +96,7 @@ def auto_batch_size(examples: int, epochs: float) -> int:
 
 
 # The few-shot stage's (training/few_shot.py). Measured (benchmarks/few_shot.py, minilm, 8 per class): 5e-5
-# scored higher than SetFit's 2e-5 on SST-2, AG News, SMS spam and MRPC
+# scored higher than SetFit's 2e-5 on SST-2, AG News and MRPC
 FEW_SHOT_LR = 5e-5
 FEW_SHOT_BATCH_SIZE = 16
 
