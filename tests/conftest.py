@@ -86,6 +86,35 @@ def imdb_reviews(split: str, per_label: int) -> list[tuple[str, str]]:
     return reviews
 
 
+FILLER = ["The meeting was held on a Tuesday in the old town hall.", "Several people arrived early and took seats near the back.",
+          "The weather outside was grey, with a light wind from the west.", "A committee member read the minutes of the last session aloud.",
+          "Coffee and biscuits were served in the corridor during the break.", "The agenda listed budget items, road repairs and the library hours.",
+          "Someone asked about parking near the station, and the chair took a note.", "The clock on the wall was a few minutes slow, as it had been for years.",
+          "Papers were passed along the rows and collected again at the end.", "A reporter from the local paper sat by the window with a notebook."]
+VERDICTS = {"positive": ["In the end, everyone agreed the result was excellent.", "Finally, the verdict was clear: a wonderful success.",
+                         "All told, people left delighted and full of praise."],
+            "negative": ["In the end, everyone agreed the result was terrible.", "Finally, the verdict was clear: an awful failure.",
+                         "All told, people left furious and full of complaints."]}
+
+
+def last_paragraph_documents(count: int, seed: int) -> list[dict]:
+    """Documents of about 200 tokens whose label only their last sentence says, after neutral paragraphs that
+    every document shares in some order: read past the first 128 tokens, or guess."""
+    import random
+
+    rng = random.Random(seed)
+    return [{"text": " ".join(rng.choices(FILLER, k=16) + [rng.choice(VERDICTS[label])]), "label": label}
+            for label in ("positive", "negative") * (count // 2)]
+
+
+@pytest.fixture(scope="session")
+def last_paragraph_set(tmp_path_factory) -> tuple[Path, Path]:
+    """(training file, test file) of `last_paragraph_documents`."""
+    folder = tmp_path_factory.mktemp("last_paragraph")
+    return (write_csv(folder / "train.csv", last_paragraph_documents(240, 0)),
+            write_csv(folder / "test.csv", last_paragraph_documents(60, 1)))
+
+
 def fit_fp32(folder: Path, name: str, train, steps: int = 30, batch_size: int = 16, **settings) -> Path:
     """A short fp32 run: served and predicted results then agree to float rounding, whatever the batching.
     Long enough that each model gives different answers to different inputs (a comparison of constant
@@ -99,7 +128,7 @@ def fit_fp32(folder: Path, name: str, train, steps: int = 30, batch_size: int = 
 
 
 @pytest.fixture(scope="session")
-def short_runs(tmp_path_factory, few_shot_runs) -> dict[str, Path]:
+def short_runs(tmp_path_factory, few_shot_runs, last_paragraph_set) -> dict[str, Path]:
     """Short fp32 runs of each kind of model a user serves, exports or reports on, on slices of the real data."""
     folder = tmp_path_factory.mktemp("served")
     squad = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())
@@ -113,6 +142,8 @@ def short_runs(tmp_path_factory, few_shot_runs) -> dict[str, Path]:
         "qa": fit_fp32(folder, "qa", folder / "squad.json", max_length=192, batch_size=8),  # 3 distinct of 5 answers
         "regression": fit_fp32(folder, "stsb", tsv_slice(data_file("stsb/train.tsv"), folder / "stsb.tsv", 300)),
         "few-shot": few_shot_runs[0],
+        # windows of 128 tokens (--long-texts auto); with no --max-length these ~220-token texts would fit in one
+        "long-texts": fit_fp32(folder, "long", last_paragraph_set[0], max_length=128),
     }
 
 
@@ -152,6 +183,9 @@ def example_inputs(kind: str) -> tuple[dict, list[str], list[str] | None]:
         rows = [line.split("\t") for line in data_file("stsb/dev.tsv").read_text().splitlines()[1:6]]
         texts, pairs = [r[7].strip() for r in rows], [r[8].strip() for r in rows]
         return {"texts": texts, "text_pairs": pairs}, texts, pairs
+    if kind == "long-texts":  # long documents and a short text
+        texts = [row["text"] for row in last_paragraph_documents(4, 2)] + ["A wonderful success."]
+        return {"texts": texts}, texts, None
     if kind == "qa":
         paragraph = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())["data"][2]["paragraphs"][0]
         questions, contexts = [q["question"] for q in paragraph["qas"][:5]], [paragraph["context"]] * 5

@@ -16,7 +16,7 @@ from stellartune.onnx_export import without_scores
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("kind", ["classification", "pairs", "ner", "qa", "few-shot"])
+@pytest.mark.parametrize("kind", ["classification", "pairs", "ner", "qa", "few-shot", "long-texts"])
 def test_fp32_export_gives_the_pytorch_logits(short_runs, tmp_path, kind):
     check = stellartune.export(short_runs[kind], tmp_path / "onnx")
     assert check["max_abs_logit_difference"] < 1e-4 and check["prediction_agreement"] == 1.0  # the export's own check

@@ -16,8 +16,8 @@ import stellartune
 
 # the sections each kind of run's report holds (ids: section titles), after "run" and "training"
 TASK_SECTIONS = {
-    "classification": ["classes", "calibration", "examples"],
-    "pairs": ["classes", "calibration", "examples"],
+    "classification": ["classes", "calibration", "examples", "length"],
+    "pairs": ["classes", "calibration", "examples", "length"],
     "multi-label": ["labels"],
     "regression": ["predictions"],
     "ner": ["entity-types"],

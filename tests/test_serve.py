@@ -103,7 +103,7 @@ def distinct_answers(predictions: list[dict]) -> int:
     return len({json.dumps(answer(p)) for p in predictions})
 
 
-@pytest.mark.parametrize("kind", ["classification", "pairs", "multi-label", "ner", "qa", "regression", "few-shot"])
+@pytest.mark.parametrize("kind", ["classification", "pairs", "multi-label", "ner", "qa", "regression", "few-shot", "long-texts"])
 def test_served_predictions_equal_stellartune_predict(short_runs, tmp_path, kind):
     body, texts, pairs = example_inputs(kind)
     with server(short_runs[kind], tmp_path / "server.log") as (port, _):

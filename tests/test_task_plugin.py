@@ -67,7 +67,7 @@ def test_a_task_from_outside_is_listed_trained_and_scored_with_its_own_metrics(p
     constant = statistics.mean(abs(gold - median) for gold in rating("dev.csv"))  # 1.74
     assert {"mae", "accuracy"} <= set(metrics) and metrics["mae"] < constant / 2  # 0.62 when written
     saved = json.loads((ordinal_run / "model" / "stellartune.json").read_text())["task"]
-    assert saved == {"task": "ordinal-rating", "scale": ["0", "1", "2", "3", "4", "5"]}
+    assert saved == {"task": "ordinal-rating", "scale": ["0", "1", "2", "3", "4", "5"], "reading": "truncate"}  # pairs: cut
 
 
 def test_it_predicts_serves_and_exports_the_same_ratings(plugin, ordinal_run, tmp_path):

@@ -56,7 +56,9 @@ class TrainConfig:
     eval_split: float | None = setting(None, "Fraction of the training data held out (seeded, stratified) when no --eval is given (default: 0.1; none under --few-shot, where every example trains and the final scores are on the training examples).")
     calibration: str | None = setting(None, "Multi-label (and QA with unanswerable questions): data to choose the decision threshold on (same formats), never the evaluation data. When absent, --calibration-split of the training data is held out for it.")
     calibration_split: float = setting(0.1, "Fraction of the training data held out (seeded) to choose the decision threshold on, when the task has one and no --calibration is given.")
-    max_length: int | None = setting(None, "Maximum tokens per example (default: the task's, 384 for --task qa, else 128); longer inputs are truncated and counted in the log (NER and QA split them into windows instead).")
+    max_length: int | None = setting(None, "Maximum tokens per example, or per window of a longer one (NER and QA split long inputs into windows; other tasks read them as --long-texts says). Default: 384 for --task qa, 128 for ner and cloze; for classification, multi-label and regression the length that holds nine in ten training examples whole, in steps of 64, from 128 up to the model's limit or 512.")
+    long_texts: str = setting("auto", "A text longer than --max-length (classification, multi-label, regression): windows: read whole, in windows of --max-length tokens sharing a quarter, each window trained on with the text's label (a text counts once) and the text's output the mean of its windows'; head-tail: the first quarter and the last three quarters of --max-length; truncate: the first --max-length tokens. auto: windows. Sentence pairs are cut, the longer text first. Predict, serve and export read as training did.",
+                              choices=("auto", "windows", "head-tail", "truncate"))
     doc_stride: int | None = setting(None, "QA: tokens shared by neighbouring windows of a context longer than --max-length (default: a third of it, 128 at 384).")
     max_answer_length: int = setting(30, "QA: longest answer span, in tokens.")
     template: str | None = setting(None, "--task cloze: the prompt around each text, with {text} and one [MASK], e.g. \"{text} It was [MASK].\"")
@@ -120,9 +122,9 @@ class TrainConfig:
     def with_task(self, task: str, default_max_length: int) -> "TrainConfig":
         """The settings once the task is known (from the data, with --task auto), with the defaults
         that depend on it: the task's own max length, and a doc stride of a third of it."""
-        max_length = self.max_length or default_max_length
+        max_length = self.max_length or default_max_length  # None: the task decides it from the data
         return dataclasses.replace(self, task=task, max_length=max_length,
-                                   doc_stride=max_length // 3 if self.doc_stride is None else self.doc_stride)
+                                   doc_stride=max_length // 3 if self.doc_stride is None and max_length else self.doc_stride)
 
     @property
     def held_out(self) -> float:

@@ -1,7 +1,7 @@
 """A task written outside stellartune, as a user or another package would: ratings on an ordered scale
 (0 < 1 < ... < 5), learned as "is the rating above k?" for each step of the scale (CORAL-style cumulative
-logits), predicted as the number of steps passed. It subclasses the sequence tasks' encoding and nothing
-else; `tests/test_task_plugin.py` registers it and trains, predicts, serves and exports it."""
+logits), predicted as the number of steps passed. It subclasses the sequence tasks' encoding (and saves how
+it reads long texts) and nothing else; `tests/test_task_plugin.py` registers it and trains, predicts, serves and exports it."""
 
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ class OrdinalRatingTask(SequenceTask):
                 for rank, row in zip(self.ranks(logits), above)]
 
     def to_dict(self) -> dict:
-        return {"task": self.name, "scale": self.scale}
+        return {"task": self.name, "scale": self.scale, "reading": self.reading}  # how it reads long texts
 
     @classmethod
     def from_dict(cls, data: dict) -> OrdinalRatingTask:
-        return cls(data["scale"])
+        return cls(data["scale"]).with_reading(data)

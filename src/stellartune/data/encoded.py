@@ -20,6 +20,9 @@ class Encoded:
     split: int = 0  # token and span tasks: examples longer than max_length, split into several windows
     target_names: list[str] | None = None  # token tasks: the name of each target id (gold tags the model lacks last)
     source: object = None  # span tasks: the encoded Examples (contexts and gold answers, for scoring)
+    text_of: list[int] | None = None  # texts read in windows (--long-texts windows): the text of each feature
+    weights: torch.Tensor | None = None  # each feature's weight in the loss (a text's windows share one)
+    window_counts: list[int] | None = None  # joined again per text (`Task.per_text`): the windows each took
     # builds the model inputs of some examples (by index) when padding the features is not enough,
     # e.g. pretraining draws new masks per batch; None: training/batching.collate
     collator: Callable[[list[int]], dict] | None = None

@@ -70,7 +70,25 @@ def single_label_sections(records: list[dict], labels: list[str]) -> list[Sectio
               f"{flagged.sum()} of {len(records)} rows whose gold label confident learning (Northcutt et al. 2021) "
               f"calls into doubt{f', the first {SUSPECTS_SHOWN} shown' if flagged.sum() > SUSPECTS_SHOWN else ''}; "
               "ranked by the probability the model gives the gold label, lowest first. Check these rows in the data.")])
-    return [scores, calibrated, examples]
+    return [scores, calibrated, examples, length_section(records, correct)]
+
+
+def length_section(records: list[dict], correct: np.ndarray) -> Section:
+    """Accuracy by document length (words, in quarters of the evaluation set): does a long text fare worse?"""
+    words = np.array([len((r["text"] + " " + (r.get("text_pair") or "")).split()) for r in records])
+    edges = np.unique(np.quantile(words, [0, 0.25, 0.5, 0.75, 1]).round())
+    groups = np.clip(np.searchsorted(edges, words, side="right") - 1, 0, max(len(edges) - 2, 0))
+    names, accuracy, windows = [], [], np.array([r.get("windows", 1) for r in records])
+    for g in range(max(len(edges) - 1, 1)):
+        chosen = groups == g
+        if chosen.any():
+            names.append(f"{int(words[chosen].min())}-{int(words[chosen].max())} words ({chosen.sum()})")
+            accuracy.append(float(correct[chosen].mean()))
+    return Section("Length", [Bars("Accuracy by text length (a quarter of the texts each)", names,
+                                   {"accuracy": accuracy}, "accuracy")],
+                   f"{(windows > 1).sum()} of {len(records)} evaluation texts were longer than --max-length and read "
+                   f"in windows (up to {windows.max()} each)" if (windows > 1).any() else
+                   "no evaluation text took more than one window")
 
 
 def multi_label_sections(records: list[dict], labels: list[str], threshold: float) -> list[Section]:

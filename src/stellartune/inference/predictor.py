@@ -94,10 +94,13 @@ class FineTunedModel:
     # --- use -----------------------------------------------------------------------------------
     def run(self, examples: Examples, batch_size: int = 64, precision: str | None = None
             ) -> tuple[torch.Tensor, Encoded]:
+        """The logits of each example (its windows' joined, for a long text), and what the task needs to score
+        and describe them."""
         encoded = self.task.encode(examples, self.tokenizer, self.max_length)
         device = next(self.model.parameters(), torch.empty(0)).device  # an ONNX model holds none: the CPU
         autocast = inference_autocast(precision or self.precision, device)
-        return compute_logits(self.model, encoded, self.tokenizer, batch_size, device, autocast), encoded
+        return self.task.per_text(compute_logits(self.model, encoded, self.tokenizer, batch_size, device, autocast),
+                                  encoded)
 
     def predict(self, texts: list[str] | str, pairs: list[str] | None = None, batch_size: int = 64,
                 precision: str | None = None) -> list[dict]:

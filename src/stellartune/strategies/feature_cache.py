@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +133,7 @@ def cached_features(model, encoded: Encoded, tokenizer, model_path: str, precisi
 
 def with_features(encoded: Encoded, features: torch.Tensor) -> Encoded:
     """Same examples, lengths (so the same batches) and targets, with cached features as input."""
-    return Encoded([{"cached": row} for row in features], encoded.lengths, encoded.targets, encoded.truncated)
+    return replace(encoded, features=[{"cached": row} for row in features], collator=None)
 
 
 def head_only_training(model, train_set: Encoded, eval_set: Encoded, tokenizer, model_path: str, precision: str,

@@ -46,6 +46,12 @@ class Objective(ABC):
             return True
         return value < best if metric in self.lower_is_better else value > best
 
+    def per_text(self, logits: torch.Tensor, encoded: Encoded) -> tuple[torch.Tensor, Encoded]:
+        """The logits and targets of each example, where encoding split examples into several features and
+        the task's own methods do not join them again (long texts read in windows); default: as they are.
+        Metrics, calibration and predictions get what this returns."""
+        return logits, encoded
+
     def calibrate(self, logits: torch.Tensor, encoded: Encoded) -> None:
         """Settings tuned on data and saved with the model (a threshold, a null score): at each evaluation
         during training (choosing the checkpoint kept), then once more before the final evaluation on
@@ -60,7 +66,7 @@ class Task(Objective):
     problem_type: ClassVar[str | None] = None  # transformers' problem_type for sequence heads
     label_kind: ClassVar[str | None] = None  # label cells that make --task auto choose it (single, list, number)
     options: ClassVar[tuple[str, ...]] = ()  # the settings only this task reads (`--template` for cloze, ...)
-    default_max_length: ClassVar[int] = 128  # tokens per example unless --max-length says otherwise
+    default_max_length: ClassVar[int | None] = 128  # tokens per example unless --max-length says (None: `settle`)
     head_description: ClassVar[str] = "new classification head"  # for the log: what trains on the encoder
     pipeline_task: ClassVar[str] = "text-classification"  # the transformers pipeline that loads the saved model
     lr_scale: ClassVar[float] = 1.0  # its learning rate against a sentence classifier's, when --lr is not given
@@ -155,6 +161,11 @@ class Task(Objective):
         return build_classifier(path, id2label=self.id2label, problem_type=self.problem_type, head=head,
                                 dropout=config.dropout, trust_remote_code=config.trust_remote_code,
                                 kind=self.head_kind)
+
+    def settle(self, train: Examples, tokenizer, config, say):
+        """The settings with those decided from the training texts once the tokenizer is known (--max-length
+        when the task has no default, how long texts are read), said in the log; default: as they are."""
+        return config
 
     def report_sections(self, records: list[dict]) -> list[Section]:
         """What a run report shows about the evaluation predictions (eval_predictions.jsonl records)."""

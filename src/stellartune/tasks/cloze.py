@@ -38,6 +38,7 @@ class ClozeTask(SingleLabelTask):
     name = "cloze"
     label_kind = None  # chosen by --task cloze only, never by --task auto
     options = ("template", "verbalizer")
+    default_max_length = 128
     one_output_per_text = False
     few_shot = False  # a prompt is its own way to learn from few examples: the masked LM's word at [MASK]
     head_description = "masked-LM head read through the verbalizer"
@@ -76,6 +77,10 @@ class ClozeTask(SingleLabelTask):
         """The masked LM with its pretrained head (see `stellartune pretrain` for models without one)."""
         lm_config = load_config(path, config.trust_remote_code, config.dropout)
         return ClozeClassifier.build(path, tokenizer.mask_token_id, self.label_token_ids(tokenizer), lm_config)
+
+    def settle(self, train: Examples, tokenizer, config, say):
+        """As it is: the text is cut to fit around the template (`encode`)."""
+        return config
 
     def prior_bias(self, targets):
         return None  # the label words' scores already carry the MLM's prior

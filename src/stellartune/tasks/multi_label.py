@@ -20,7 +20,7 @@ class MultiLabelTask(ClassesTask):
     problem_type = "multi_label_classification"
     primary_metric = "micro_f1"
     threshold_name = "the decision threshold"
-    prediction_fields = {"labels": list[str], "scores": dict[str, float]}
+    prediction_fields = {"labels": list[str], "scores": dict[str, float], "windows": int}
 
     def __init__(self, labels: list[str], threshold: float = 0.5):
         self.labels = labels
@@ -59,16 +59,17 @@ class MultiLabelTask(ClassesTask):
         return {**multi_label_metrics(chosen, encoded.targets.cpu().numpy().astype(int), self.labels),
                 "threshold": self.threshold}
 
-    def predictions(self, logits: torch.Tensor, encoded: Encoded | None = None, examples=None) -> list[dict]:
+    def predictions(self, logits: torch.Tensor, encoded: Encoded, examples=None) -> list[dict]:
         return [{"labels": [n for n, p in zip(self.labels, row) if p >= self.threshold],
-                 "scores": dict(zip(self.labels, row))} for row in torch.sigmoid(logits.float().cpu()).tolist()]
+                 "scores": dict(zip(self.labels, row)), "windows": count}
+                for row, count in zip(torch.sigmoid(logits.float().cpu()).tolist(), encoded.window_counts)]
 
     def report_sections(self, records: list[dict]) -> list[Section]:
         return multi_label_sections(records, self.labels, self.threshold)
 
     def to_dict(self) -> dict:
-        return {"task": self.name, "labels": self.labels, "threshold": self.threshold}
+        return {"task": self.name, "labels": self.labels, "threshold": self.threshold, "reading": self.reading}
 
     @classmethod
     def from_dict(cls, data: dict) -> MultiLabelTask:
-        return cls(data["labels"], data.get("threshold", 0.5))
+        return cls(data["labels"], data.get("threshold", 0.5)).with_reading(data)

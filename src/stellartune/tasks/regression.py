@@ -19,7 +19,7 @@ class RegressionTask(SequenceTask):
     problem_type = "regression"
     primary_metric = "pearson"
     lower_is_better = frozenset({"mse"})
-    prediction_fields = {"score": float}
+    prediction_fields = {"score": float, "windows": int}
 
     def __init__(self):
         self.labels = ["score"]
@@ -41,15 +41,16 @@ class RegressionTask(SequenceTask):
     def metrics(self, logits: torch.Tensor, encoded: Encoded) -> dict:
         return regression_metrics(logits.float().cpu().squeeze(-1).numpy(), encoded.targets.cpu().numpy())
 
-    def predictions(self, logits: torch.Tensor, encoded: Encoded | None = None, examples=None) -> list[dict]:
-        return [{"score": float(v)} for v in logits.float().cpu().squeeze(-1).tolist()]
+    def predictions(self, logits: torch.Tensor, encoded: Encoded, examples=None) -> list[dict]:
+        return [{"score": float(v), "windows": count}
+                for v, count in zip(logits.float().cpu().squeeze(-1).tolist(), encoded.window_counts)]
 
     def report_sections(self, records: list[dict]) -> list[Section]:
         return regression_sections(records)
 
     def to_dict(self) -> dict:
-        return {"task": self.name}
+        return {"task": self.name, "reading": self.reading}
 
     @classmethod
     def from_dict(cls, data: dict) -> RegressionTask:
-        return cls()
+        return cls().with_reading(data)

@@ -1,29 +1,62 @@
 """What the tasks with one output vector per text share: single-label classification, multi-label
 classification and regression, each with or without a second text (sentence pairs). The tokenizer joins a
-pair as [CLS] a [SEP] b [SEP] with token type ids; the tasks differ in how labels become targets and
-logits become scores (`single_label.py`, `multi_label.py`, `regression.py`)."""
+pair as [CLS] a [SEP] b [SEP] with token type ids; a text longer than --max-length is read as --long-texts
+says (`long_texts.py`: windows by default); the tasks differ in how labels become targets and logits become
+scores (`single_label.py`, `multi_label.py`, `regression.py`)."""
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import replace
 
 import torch
 
 from ..data.encoded import Encoded
 from ..data.examples import Examples
 from ..errors import StellarError, some
-from ..models.quiet import quiet_transformers
 from .base import Task
-
-TOKENIZE_CHUNK = 512  # texts per tokenizer call
+from .long_texts import (COVERED, DEFAULT_LENGTH, LONGEST, choose_reading, fitting_length, model_limit, per_text,
+                         read_texts, token_lengths)
 
 
 class SequenceTask(Task):
     """A task whose examples are texts (and pairs) with one label cell each, encoded whole."""
 
+    options = ("long_texts",)
+    default_max_length = None  # from the training texts (`settle`)
+    reading = "truncate"  # how a text longer than max_length is read (long_texts.py); saved with the model
+
+    def settle(self, train: Examples, tokenizer, config, say):
+        """--max-length auto (the length that holds most training texts whole, within the model's limit) and
+        --long-texts auto (windows), said in the log."""
+        lengths = token_lengths(tokenizer, train.texts, train.pairs)
+        max_length = config.max_length or fitting_length(lengths, model_limit(tokenizer))
+        if config.max_length is None:
+            say(f"--max-length {max_length} (auto): {COVERED:.0%} of the training examples fit in "
+                f"{sorted(lengths)[min(len(lengths) - 1, int(COVERED * len(lengths)))]} tokens; at least "
+                f"{DEFAULT_LENGTH}, at most {min(model_limit(tokenizer), LONGEST)} (the model's limit, or {LONGEST})")
+        self.reading, why = choose_reading(config.long_texts, lengths, bool(train.pairs), max_length)
+        say(why)
+        return replace(config, max_length=max_length)
+
     def encode(self, examples: Examples, tokenizer, max_length: int) -> Encoded:
-        features, truncated = tokenize(tokenizer, examples.texts, examples.pairs, max_length)
-        return Encoded(features, [len(f["input_ids"]) for f in features], self.known_targets(examples), truncated)
+        read = read_texts(tokenizer, examples.texts, examples.pairs, max_length, self.reading)
+        targets = self.known_targets(examples)
+        if read.text_of is None:
+            return Encoded(read.features, [len(f["input_ids"]) for f in read.features], targets, read.cut)
+        return Encoded(read.features, [len(f["input_ids"]) for f in read.features],
+                       None if targets is None else targets[read.text_of], 0, split=read.cut, text_of=read.text_of,
+                       weights=read.weights)
+
+    def per_text(self, logits: torch.Tensor, encoded: Encoded) -> tuple[torch.Tensor, Encoded]:
+        """A text read in windows: the mean of its windows' logits."""
+        logits, targets, counts = per_text(logits, encoded.targets, encoded.text_of)
+        return logits, Encoded([], [], targets, encoded.truncated, split=encoded.split, window_counts=counts)
+
+    def with_reading(self, saved: dict):
+        """This task reading long texts as the saved model did (models saved before --long-texts: truncate)."""
+        self.reading = saved.get("reading", "truncate")
+        return self
 
     def known_targets(self, examples: Examples) -> torch.Tensor | None:
         """Targets when every example has a label (None for unlabeled input)."""
@@ -62,30 +95,3 @@ class ClassesTask(SequenceTask):
                 raise StellarError(f'{position}, column "{examples.columns.label}": label {label!r} never seen '
                                    f"in training (training labels: {some(self.labels)})")
         return None
-
-
-def tokenize(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> tuple[list[dict], int]:
-    """Batched fast tokenization; counts the examples longer than max_length before cutting them.
-    In chunks: the untruncated encodings of long documents are large and only one chunk's are held."""
-    features, truncated = [], 0
-    for start in range(0, len(texts), TOKENIZE_CHUNK):
-        part = slice(start, start + TOKENIZE_CHUNK)
-        chunk_features, chunk_truncated = tokenize_chunk(tokenizer, texts[part], pairs[part] if pairs else None,
-                                                         max_length)
-        features += chunk_features
-        truncated += chunk_truncated
-    return features, truncated
-
-
-def tokenize_chunk(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> tuple[list[dict], int]:
-    with quiet_transformers():  # hides "longer than the model's maximum": we count and report instead
-        full = tokenizer(texts, pairs, truncation=False)
-    long = [i for i, ids in enumerate(full["input_ids"]) if len(ids) > max_length]
-    keys = list(full.keys())
-    features = [{k: full[k][i] for k in keys} for i in range(len(texts))]
-    if long:
-        cut = tokenizer([texts[i] for i in long], [pairs[i] for i in long] if pairs else None,
-                        truncation=True, max_length=max_length)
-        for j, i in enumerate(long):
-            features[i] = {k: cut[k][j] for k in keys}
-    return features, len(long)

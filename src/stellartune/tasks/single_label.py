@@ -21,8 +21,8 @@ class SingleLabelTask(ClassesTask):
     primary_metric = "accuracy"
     stratified_split = True
     few_shot = True
-    options = ("class_weights",)
-    prediction_fields = {"label": str, "score": float, "scores": dict[str, float]}
+    options = ("class_weights", "long_texts")
+    prediction_fields = {"label": str, "score": float, "scores": dict[str, float], "windows": int}
 
     def __init__(self, labels: list[str], class_weights: list[float] | None = None):
         self.labels = labels
@@ -57,18 +57,18 @@ class SingleLabelTask(ClassesTask):
         return single_label_metrics(logits.float().cpu().argmax(-1).numpy(), encoded.targets.cpu().numpy(),
                                     self.labels)
 
-    def predictions(self, logits: torch.Tensor, encoded: Encoded | None = None, examples=None) -> list[dict]:
+    def predictions(self, logits: torch.Tensor, encoded: Encoded, examples=None) -> list[dict]:
         probabilities = torch.softmax(logits.float().cpu(), -1)
         best = probabilities.argmax(-1).tolist()
-        return [{"label": self.labels[b], "score": row[b], "scores": dict(zip(self.labels, row))}
-                for b, row in zip(best, probabilities.tolist())]
+        return [{"label": self.labels[b], "score": row[b], "scores": dict(zip(self.labels, row)), "windows": n}
+                for b, row, n in zip(best, probabilities.tolist(), encoded.window_counts)]
 
     def report_sections(self, records: list[dict]) -> list[Section]:
         return single_label_sections(records, self.labels)
 
     def to_dict(self) -> dict:
-        return {"task": self.name, "labels": self.labels}
+        return {"task": self.name, "labels": self.labels, "reading": self.reading}
 
     @classmethod
     def from_dict(cls, data: dict) -> SingleLabelTask:
-        return cls(data["labels"])
+        return cls(data["labels"]).with_reading(data)

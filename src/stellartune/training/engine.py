@@ -273,10 +273,14 @@ def train_step(run: Run, batch: list[int]) -> float:
         inputs = batch_inputs(run.train_set, local, run.tokenizer, run.accepted)
         inputs = {key: value.to(accelerator.device) for key, value in inputs.items()}
         targets = run.train_set.targets[local].to(accelerator.device)
+        weights = run.train_set.weights
         with accelerator.no_sync(model) if k < accumulation - 1 else nullcontext():
             with accelerator.autocast():
+                loss = run.task.loss(forward_logits(model, inputs), targets)
+                if weights is not None:  # windows of one long text share its weight
+                    loss = loss * weights[local].to(accelerator.device)
                 # summed over examples / global batch size; x world because DDP averages ranks
-                loss = run.task.loss(forward_logits(model, inputs), targets).sum() * world / len(batch)
+                loss = loss.sum() * world / len(batch)
             accelerator.backward(loss)
         step_loss += loss.item() / world
     if run.loop.max_grad_norm:
@@ -328,5 +332,6 @@ def evaluation_logits(model, encoded: Encoded, tokenizer, batch_size: int, accel
 def scored(task, logits: torch.Tensor, encoded: Encoded) -> dict:
     """Calibrated, then scored: each evaluation, which chooses the checkpoint kept, is judged at its best
     threshold. The model's saved threshold is chosen on calibration data at the end (`training/recipe.py`)."""
+    logits, encoded = task.per_text(logits, encoded)
     task.calibrate(logits, encoded)
     return task.metrics(logits, encoded)

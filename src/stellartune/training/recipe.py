@@ -58,6 +58,7 @@ def fit(config: TrainConfig) -> FineTunedModel:
     # locked against a second run for the whole run; after the data checks: bad input leaves no run folder
     with run_folder(config, accelerator) as run_dir:
         tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+        config = task.settle(data.train, tokenizer, config, say)
         model = build_model(task, model_path, tokenizer, config, say)
         train_set, eval_set = encode(task, tokenizer, data, config, say)
         config = settle_optimisation(config, task, model, len(train_set), say)
@@ -184,7 +185,7 @@ def encode(task: Task, tokenizer, data: TrainingData, config: TrainConfig, say):
                 f"{config.max_length} tokens and were truncated")
         if encoded.split:
             say(f"{encoded.split} {name} examples were longer than --max-length {config.max_length} tokens and "
-                "were split into windows (joined again for scoring)")
+                f"were split into windows ({len(encoded)} in all; joined again for scoring)")
     return train_set, eval_set
 
 
@@ -215,8 +216,9 @@ def calibrate(run: Run, model, examples: Examples, config: TrainConfig) -> None:
     """The task's threshold chosen on the calibration examples, with the model as it will be saved."""
     encoded = run.task.encode(examples, run.tokenizer, config.max_length)
     device = run.accelerator.device
-    run.task.calibrate(compute_logits(model, encoded, run.tokenizer, 2 * config.batch_size, device,
-                                      inference_autocast(config.precision, device)), encoded)
+    run.task.calibrate(*run.task.per_text(compute_logits(model, encoded, run.tokenizer, 2 * config.batch_size,
+                                                         device, inference_autocast(config.precision, device)),
+                                          encoded))
 
 
 def finish_run(run: Run, result: FineTunedModel, config: TrainConfig, evaluation: tuple[Examples, Encoded],
@@ -228,10 +230,11 @@ def finish_run(run: Run, result: FineTunedModel, config: TrainConfig, evaluation
     if logits is None:
         logits = compute_logits(model, eval_set, result.tokenizer, 2 * config.batch_size, accelerator.device,
                                 inference_autocast(config.precision, accelerator.device))
-    result.metrics = task.metrics(logits, eval_set)
+    logits, per_text = task.per_text(logits, eval_set)
+    result.metrics = task.metrics(logits, per_text)
     if accelerator.is_main_process:
         run.say("evaluation of the final model:\n" + metrics_report(result.metrics, task.labels))
-        write_run(run, result, config, eval_examples, task.predictions(logits, eval_set, eval_examples))
+        write_run(run, result, config, eval_examples, task.predictions(logits, per_text, eval_examples))
         run.say(f"saved the model to {result.run_dir / 'model'}" + (
             f" (adapter and head only: {adapter_megabytes(result.run_dir / 'model'):.2f} MB; the base model loads "
             f"from {config.model})" if is_peft(model) else ""))
