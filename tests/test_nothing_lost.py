@@ -237,10 +237,13 @@ def test_a_finished_runs_checkpoints_go_and_nothing_else_in_their_folder(tmp_pat
     (folder / "step-00000020-mine").mkdir()  # a user's folder that only looks like one
     (folder / "step-00000020-mine" / "keep.txt").write_text("mine")
     (folder / "notes.txt").write_text("mine too")
+    (folder / ".tmp-step-drafts").mkdir()  # a user's folder named like stellartune's temporary ones
+    (folder / ".tmp-step-drafts" / "draft.txt").write_text("mine")
     remove_checkpoints(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "step-00000020-mine"]
+    assert sorted(p.name for p in folder.iterdir()) == [".tmp-step-drafts", "notes.txt", "step-00000020-mine"]
     assert (folder / "step-00000020-mine" / "keep.txt").read_text() == "mine"
     (folder / "notes.txt").unlink()
+    shutil.rmtree(folder / ".tmp-step-drafts")
     (folder / "step-00000020-mine" / ".stellartune-output").touch()  # marked: stellartune's to remove
     remove_checkpoints(folder)
     assert not folder.exists()  # emptied, so the folder goes too

@@ -104,7 +104,8 @@ def prune_checkpoints(folder: Path, keep: set[Path]) -> None:
     leftovers of its interrupted writes (`.tmp-step-*`, its temporary names). A checkpoint is
     renamed out of sight before its files go: a run killed meanwhile never leaves half of one listed."""
     for path in folder.glob(f".tmp-{PREFIX}*"):
-        shutil.rmtree(path, ignore_errors=True)
+        if ours(path):  # its temporary folders carry the marker from the start; a user's of that name stays
+            shutil.rmtree(path, ignore_errors=True)
     for path in folder.glob(f"{PREFIX}*"):
         if path not in keep and ours(path):  # a step folder without stellartune's marker is not one it wrote
             hidden = path.with_name(f".tmp-{path.name}")
