@@ -10,8 +10,8 @@ from .errors import StellarError
 from .task_registry import register
 
 __version__ = "0.1.0"
-__all__ = ["fit", "load", "evaluate", "predict", "pretrain", "export", "report", "serve", "register", "TrainConfig", "PretrainConfig", "FineTunedModel", "StellarError"]
-LAZY = {"fit": "api", "pretrain": "api", "load": "api", "evaluate": "api", "predict": "api", "serve": "api", "export": "api", "report": "api", "FineTunedModel": "inference.predictor"}
+__all__ = ["fit", "tune", "load", "evaluate", "predict", "pretrain", "export", "report", "serve", "register", "TrainConfig", "PretrainConfig", "FineTunedModel", "StellarError"]
+LAZY = {"fit": "api", "tune": "api", "pretrain": "api", "load": "api", "evaluate": "api", "predict": "api", "serve": "api", "export": "api", "report": "api", "FineTunedModel": "inference.predictor"}
 
 
 def __getattr__(name: str):

@@ -35,6 +35,20 @@ def pretrain(config: PretrainConfig | str | None = None, **settings) -> dict:
     return run_recipe(settled(PretrainConfig, config, settings))
 
 
+def tune(config: TrainConfig | str | None = None, trials: int = 20, timeout: float | None = None,
+         space: str | None = None, storage: str | None = None, study_name: str | None = None, **settings) -> dict:
+    """Search the training settings (Optuna: TPE, median pruning) and keep the best trial's run; `settings` are
+    `TrainConfig` fields (the data, the model, and any setting held fixed), the others `TuneSettings`' (the tune
+    flags). `output` (default runs/tune) gets the study (study.db), `best/` (a run folder: `stellartune.load` it),
+    trials.csv and study.html. Returns the summary (search.json): best trial, its score, the defaults' score."""
+    from .tuning.search import tune as run_search
+    from .tuning.settings import TuneSettings
+
+    if config is None and "output" not in settings:
+        settings["output"] = "runs/tune"
+    return run_search(settled(TrainConfig, config, settings), TuneSettings(trials, timeout, space, storage, study_name))
+
+
 def settled(schema, config, settings: dict):
     """`config` (a YAML path, a `schema` object or None) with the keyword settings over it."""
     if isinstance(config, schema):

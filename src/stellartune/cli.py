@@ -17,6 +17,7 @@ from .atomic import WRITE_FAULTS, as_os_error, is_write_fault
 from .config import PretrainConfig, TrainConfig, choices_of, field_type, flag_name
 from .errors import StellarError
 from .serving.settings import ServeSettings
+from .tuning.settings import TuneSettings
 
 
 class TqdmHandler(logging.Handler):
@@ -32,6 +33,7 @@ class TqdmHandler(logging.Handler):
 EVALUATE_COLUMNS = ("text_column", "text_pair_column", "label_column", "tag_column")
 PREDICT_COLUMNS = ("text_column", "text_pair_column")
 SERVE_SETTINGS = tuple(f.name for f in dataclasses.fields(ServeSettings))
+TUNE_SETTINGS = tuple(f.name for f in dataclasses.fields(TuneSettings))
 # Settings `inspect` takes to show the parameter groups `train` would build.
 INSPECT_STRATEGY = ("freeze", "unfreeze", "lr", "head_lr", "layer_lr_decay", "weight_decay", "peft", "lora_r",
                     "lora_targets", "prompt_tokens")
@@ -63,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="Fine-tune a model on labeled data.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_config_flags(train)
+
+    tune = commands.add_parser("tune", help="Search the training settings (Optuna) and keep the best run.",
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                               description="Trials of train with settings around the no-flag defaults (TPE; a "
+                               "trial whose evaluations fall below the median is pruned), the data read once. "
+                               "--output (here runs/tune unless given) gets best/ (the best trial's run), trials.csv, "
+                               "study.html and the study (study.db). A train flag given holds that setting fixed; --resume continues a "
+                               "stopped search, or adds this process to a running one.")
+    add_config_flags(tune)
+    add_config_flags(tune, only=TUNE_SETTINGS, schema=TuneSettings)
 
     pretrain = commands.add_parser("pretrain", help="Continue masked-LM pretraining on unlabeled text (domain adaptation).",
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -158,6 +170,12 @@ def run_train(args) -> None:
     fit(args.config, **flag_settings(args))
 
 
+def run_tune(args) -> None:
+    from .api import tune
+
+    tune(args.config, **flag_settings(args))
+
+
 def run_pretrain(args) -> None:
     from .api import pretrain
 
@@ -235,7 +253,7 @@ def run_demo(args) -> None:
     demo(args.output, args.epochs)
 
 
-COMMANDS = {"train": run_train, "pretrain": run_pretrain, "evaluate": run_evaluate, "predict": run_predict,
+COMMANDS = {"train": run_train, "tune": run_tune, "pretrain": run_pretrain, "evaluate": run_evaluate, "predict": run_predict,
             "export": run_export, "report": run_report, "serve": run_serve, "inspect": run_inspect, "demo": run_demo}
 
 if __name__ == "__main__":

@@ -49,6 +49,13 @@ def load_config(path: str, trust_remote_code: bool = False, dropout: float | Non
     return config
 
 
+def own_dropout(path: str, trust_remote_code: bool = False) -> float | None:
+    """The checkpoint's own dropout probability (the first of DROPOUT_ATTRIBUTES it sets), None if it names none."""
+    config = load_config(path, trust_remote_code)
+    return next((value for name in DROPOUT_ATTRIBUTES if isinstance(value := getattr(config, name, None), float)),
+                None)
+
+
 def build_classifier(path: str, *, id2label: dict[int, str], problem_type: str | None, head: HeadConfig | None,
                      dropout: float | None = None, trust_remote_code: bool = False,
                      kind: HeadKind = SEQUENCE_HEAD) -> torch.nn.Module:

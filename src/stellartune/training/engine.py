@@ -135,6 +135,7 @@ class Run:
     folder: Path  # the run folder: log.jsonl and checkpoints/
     say: Callable[[str], None]
     unfreezer: GradualUnfreezing | None = None
+    watch: Callable[[float, float], None] | None = None  # (epochs trained, watched metric) after each evaluation
     started: float = field(default_factory=time.time, init=False)  # for train_seconds in metrics.json
     plan: TrainingPlan | None = field(default=None, init=False)
     optimizer: torch.optim.Optimizer | None = field(default=None, init=False)
@@ -199,6 +200,8 @@ def train_model(run: Run) -> torch.Tensor | None:
         if state.step % run.plan.eval_every == 0 or state.step == run.plan.total_steps:
             started = time.perf_counter()
             value, logits = evaluate_and_checkpoint(run)
+            if run.watch:  # a search's pruner may stop the trial here (it raises)
+                run.watch(step.epochs, value)
             shown[run.metric] = f"{value:.4f}"
             window.pause(time.perf_counter() - started)  # throughput counts training time only
             progress.set_postfix(shown)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -49,18 +50,48 @@ class TrainingData:
     calibration: Examples | None = None  # for a task that tunes a threshold (`Task.calibrated`)
 
 
+@dataclass
+class PreparedData:
+    """What every run on one data set shares, read, checked and tokenized once: `fit` makes it for its run,
+    a search (`stellartune tune`) for all of its trials."""
+
+    config: TrainConfig  # with the task, pooling, few-shot, max length and reading settled
+    task: Task
+    data: TrainingData
+    model_path: str
+    tokenizer: object
+    train_set: Encoded
+    eval_set: Encoded
+
+
 def fit(config: TrainConfig) -> FineTunedModel:
     accelerator, say = start_run(config)
+    prepared = prepare_data(config, say)
+    return train_prepared(prepared, prepared.config, accelerator, say)
+
+
+def prepare_data(config: TrainConfig, say) -> PreparedData:
+    """Read and check the data, settle what depends on it and on the model, tokenize both sets; before any
+    run folder exists (bad input leaves none)."""
     config, task, data = read_data(config, say)
     model_path = resolve_model(config.model)
     config, why = settle_pooling(config, task, model_path)
     say(why)
-    # locked against a second run for the whole run; after the data checks: bad input leaves no run folder
+    tokenizer = load_tokenizer(model_path, config.trust_remote_code)
+    config = task.settle(data.train, tokenizer, config, say)
+    train_set, eval_set = encode(task, tokenizer, data, config, say)
+    return PreparedData(config, task, data, model_path, tokenizer, train_set, eval_set)
+
+
+def train_prepared(prepared: PreparedData, config: TrainConfig, accelerator, say,
+                   watch: Callable[[float, float], None] | None = None) -> FineTunedModel:
+    """Train on prepared data with `config` (the prepared one, or a search trial's settings over it) into
+    `config.output`; `watch(epochs, value)` sees each evaluation's watched metric (a search's pruner)."""
+    task, tokenizer, data = prepared.task, prepared.tokenizer, prepared.data
+    # locked against a second run for the whole run
     with run_folder(config, accelerator) as run_dir:
-        tokenizer = load_tokenizer(model_path, config.trust_remote_code)
-        config = task.settle(data.train, tokenizer, config, say)
-        model = build_model(task, model_path, tokenizer, config, say)
-        train_set, eval_set = encode(task, tokenizer, data, config, say)
+        model = build_model(task, prepared.model_path, tokenizer, config, say)
+        train_set, eval_set = prepared.train_set, prepared.eval_set
         config = settle_optimisation(config, task, model, len(train_set), say)
         if accelerator.is_main_process:
             config.save(run_dir / "config.yaml")
@@ -69,8 +100,8 @@ def fit(config: TrainConfig) -> FineTunedModel:
         # ---- transfer strategy: what trains, at which rate, on what
         model = apply_strategy(model, config).to(accelerator.device)
         run = Run(model, task, train_set, eval_set, tokenizer, LoopConfig.of(config), accelerator, run_dir, say,
-                  gradual_unfreezing(model, config))
-        on_cached_features = use_feature_cache(run, config, model_path)
+                  gradual_unfreezing(model, config), watch)
+        on_cached_features = use_feature_cache(run, config, prepared.model_path)
         if config.few_shot == "on":  # instead of the loop: measured, a loop after it loses accuracy
             contrastive_stage(run)
             fit_head(run)

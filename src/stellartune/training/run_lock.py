@@ -26,8 +26,9 @@ LOCK_FILE = ".stellartune.lock"
 
 
 @contextlib.contextmanager
-def run_lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
-    """Hold the folder's lock for the block (`enabled`: the main process; other ranks share its run)."""
+def run_lock(run_dir: Path, enabled: bool = True, wait: bool = False) -> Iterator[None]:
+    """Hold the folder's lock for the block (`enabled`: the main process; other ranks share its run). `wait`:
+    until the process holding it lets go, instead of stopping."""
     if not enabled or fcntl is None:
         yield
         return
@@ -37,7 +38,7 @@ def run_lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
     except OSError as e:
         raise write_fault(e, f"{run_dir}: cannot write the run folder", "choose another --output") from None
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         owner = os.read(descriptor, 200).decode(errors="replace").strip() or "a process"
         os.close(descriptor)
