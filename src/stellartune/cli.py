@@ -70,9 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                description="Trials of train with settings around the no-flag defaults (TPE; a "
                                "trial whose evaluations fall below the median is pruned), the data read once. "
-                               "--output (here runs/tune unless given) gets best/ (the best trial's run), trials.csv, "
-                               "study.html and the study (study.db). A train flag given holds that setting fixed; --resume continues a "
-                               "stopped search, or adds this process to a running one.")
+                               "--output (here runs/tune unless given) gets best/ (the best trial's run), "
+                               "trials.csv, study.html and the study (study.db). A train flag given holds that "
+                               "setting fixed; --resume continues a stopped search, or adds this process to a "
+                               "running one.")
     add_config_flags(tune)
     add_config_flags(tune, only=TUNE_SETTINGS, schema=TuneSettings)
 
@@ -253,8 +254,8 @@ def run_demo(args) -> None:
     demo(args.output, args.epochs)
 
 
-COMMANDS = {"train": run_train, "tune": run_tune, "pretrain": run_pretrain, "evaluate": run_evaluate, "predict": run_predict,
-            "export": run_export, "report": run_report, "serve": run_serve, "inspect": run_inspect, "demo": run_demo}
+COMMANDS = {"train": run_train, "tune": run_tune, "pretrain": run_pretrain, "evaluate": run_evaluate,
+            "predict": run_predict, "export": run_export, "report": run_report, "serve": run_serve, "inspect": run_inspect, "demo": run_demo}
 
 if __name__ == "__main__":
     sys.exit(main())

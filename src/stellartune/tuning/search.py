@@ -52,9 +52,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 class Search:
     """One process's part of a search: what every trial shares."""
 
-    config: TrainConfig  # the user's settings, settled on the data (trials replace the searched ones)
     settings: TuneSettings
-    prepared: PreparedData
+    prepared: PreparedData  # its config: the user's settings settled on the data (trials replace the searched ones)
     space: Space
     study: optuna.Study
     folder: Path
@@ -80,8 +79,7 @@ def tune(config: TrainConfig, settings: TuneSettings) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     mark_ours(folder)
     with run_lock(folder, wait=True):  # processes starting together: one creates the study, one queues the defaults
-        search = Search(prepared.config, settings, prepared, space, open_study(folder, settings, prepared), folder,
-                        time.time())
+        search = Search(settings, prepared, space, open_study(folder, settings, prepared), folder, time.time())
         if search.space.centre_inside():
             search.study.enqueue_trial(search.space.centre, user_attrs={"defaults": True}, skip_if_exists=True)
         else:
@@ -146,7 +144,7 @@ def run_trial(search: Search, trial: optuna.Trial) -> float:
     """One `train` run with the trial's settings into its own folder; its score is the kept (best) checkpoint's."""
     trial.set_user_attr("process", f"{socket.gethostname()}:{os.getpid()}")
     settings = search.space.suggest(trial)
-    config = dataclasses.replace(search.config, **settings, output=str(search.folder / trial_folder(trial.number)),
+    config = dataclasses.replace(search.prepared.config, **settings, output=str(search.folder / trial_folder(trial.number)),
                                  resume=False, overwrite=False)
     logger.info(f"trial {trial.number}: {', '.join(f'{k} {v:.3g}' if isinstance(v, float) else f'{k} {v}' for k, v in settings.items())}")
     accelerator, say = start_run(config)
@@ -253,8 +251,9 @@ def remove_beaten_trials(search: Search) -> None:
         path = search.folder / trial_folder(trial.number)
         if (best is None or trial.number != best.number) and (path / MARKER).exists():
             remove_run(path)
-    if best is not None and (search.folder / trial_folder(best.number)).is_dir():
-        link = search.folder / BEST
+    link = search.folder / BEST
+    if best is not None and (search.folder / trial_folder(best.number)).is_dir() and (
+            link.is_symlink() or not link.exists()):  # a file or folder of the user's named best stays
         temporary = search.folder / f".{BEST}.{os.getpid()}"
         temporary.unlink(missing_ok=True)
         temporary.symlink_to(trial_folder(best.number), target_is_directory=True)
@@ -265,7 +264,10 @@ def remove_run(path: Path) -> None:
     """A trial's run folder, which stellartune wrote (marked): renamed out of sight first, so a search killed
     meanwhile never leaves half of one under its name."""
     doomed = path.with_name(f".removed-{path.name}.{os.getpid()}")
-    os.replace(path, doomed)
+    try:
+        os.replace(path, doomed)
+    except FileNotFoundError:  # another process of the search removed it first
+        return
     shutil.rmtree(doomed, ignore_errors=True)
 
 
