@@ -18,8 +18,8 @@ import stellartune
 TASK_SECTIONS = {
     "classification": ["classes", "calibration", "examples", "length"],
     "pairs": ["classes", "calibration", "examples", "length"],
-    "multi-label": ["labels"],
-    "regression": ["predictions"],
+    "multi-label": ["labels", "length"],
+    "regression": ["predictions", "length"],
     "ner": ["entity-types"],
     "qa": ["answers"],
 }

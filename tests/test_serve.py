@@ -147,6 +147,21 @@ def test_bad_requests_get_a_4xx_naming_the_field_or_limit_and_the_server_keeps_s
     assert f'stellartune_requests_total{{route="/predict",status="200"}} {len(BAD_REQUESTS) + 1}.0' in metrics
 
 
+def test_each_window_of_a_long_text_counts_against_max_windows(short_runs, tmp_path):
+    """--max-windows bounds the work a request costs: long documents over it get 413, fewer pass."""
+    body, texts, _ = example_inputs("long-texts")
+    windows = [p["windows"] for p in stellartune.load(short_runs["long-texts"]).predict(texts)]
+    assert max(windows) > 1, windows  # long documents: several windows each
+    limit = sum(windows) - 1
+    with server(short_runs["long-texts"], tmp_path / "server.log", "--max-windows", str(limit)) as (port, _):
+        over = request(port, "POST", "/predict", body)
+        within = request(port, "POST", "/predict", {"texts": texts[1:]})
+    assert over[0] == 413, over
+    assert over[2]["error"] == (f"texts: {sum(windows)} windows of 128 tokens; the limit is {limit} per request "
+                                "(--max-windows)")
+    assert within[0] == 200 and [p["windows"] for p in within[2]["predictions"]] == windows[1:], within
+
+
 def test_concurrent_requests_each_get_exactly_their_own_answers(short_runs, tmp_path):
     sentences = [line.split("\t")[0] for line in data_file("sst2/dev.tsv").read_text().splitlines()[1:]]
     bodies, start = [], 0

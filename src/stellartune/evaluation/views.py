@@ -70,22 +70,23 @@ def single_label_sections(records: list[dict], labels: list[str]) -> list[Sectio
               f"{flagged.sum()} of {len(records)} rows whose gold label confident learning (Northcutt et al. 2021) "
               f"calls into doubt{f', the first {SUSPECTS_SHOWN} shown' if flagged.sum() > SUSPECTS_SHOWN else ''}; "
               "ranked by the probability the model gives the gold label, lowest first. Check these rows in the data.")])
-    return [scores, calibrated, examples, length_section(records, correct)]
+    return [scores, calibrated, examples, length_section(records, correct, "accuracy")]
 
 
-def length_section(records: list[dict], correct: np.ndarray) -> Section:
-    """Accuracy by document length (words, in quarters of the evaluation set): does a long text fare worse?"""
+def length_section(records: list[dict], values: np.ndarray, metric: str) -> Section:
+    """`metric` (the mean of each record's `values`) by document length, in words, in quarters of the
+    evaluation set: does a long text fare worse?"""
     words = np.array([len((r["text"] + " " + (r.get("text_pair") or "")).split()) for r in records])
     edges = np.unique(np.quantile(words, [0, 0.25, 0.5, 0.75, 1]).round())
     groups = np.clip(np.searchsorted(edges, words, side="right") - 1, 0, max(len(edges) - 2, 0))
-    names, accuracy, windows = [], [], np.array([r.get("windows", 1) for r in records])
+    names, means, windows = [], [], np.array([r.get("windows", 1) for r in records])
     for g in range(max(len(edges) - 1, 1)):
         chosen = groups == g
         if chosen.any():
             names.append(f"{int(words[chosen].min())}-{int(words[chosen].max())} words ({chosen.sum()})")
-            accuracy.append(float(correct[chosen].mean()))
-    return Section("Length", [Bars("Accuracy by text length (a quarter of the texts each)", names,
-                                   {"accuracy": accuracy}, "accuracy")],
+            means.append(float(values[chosen].mean()))
+    return Section("Length", [Bars(f"{metric[0].upper()}{metric[1:]} by text length (a quarter of the texts each)",
+                                   names, {metric: means}, metric)],
                    f"{(windows > 1).sum()} of {len(records)} evaluation texts were longer than --max-length and read "
                    f"in windows (up to {windows.max()} each)" if (windows > 1).any() else
                    "no evaluation text took more than one window")
@@ -96,18 +97,21 @@ def multi_label_sections(records: list[dict], labels: list[str], threshold: floa
 
     probabilities = np.array([[r["scores"][name] for name in labels] for r in records])
     gold = np.array([[name in r["gold"] for name in labels] for r in records], dtype=int)
-    precision, recall, f1, support = precision_recall_fscore_support(gold, probabilities >= threshold,
-                                                                     zero_division=0)
+    predicted = probabilities >= threshold
+    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, zero_division=0)
     per_class = {name: {"precision": p, "recall": r, "f1": f, "support": int(s)}
                  for name, p, r, f, s in zip(labels, precision, recall, f1, support)}
     grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
     curve = [f1_score(gold, probabilities >= t, average="micro", zero_division=0) for t in grid]
+    found, wanted = (predicted & (gold == 1)).sum(1), predicted.sum(1) + gold.sum(1)
+    example_f1 = np.where(wanted > 0, 2 * found / np.maximum(wanted, 1), 1.0)  # no label given and none due: right
     return [Section("Labels", [
         Lines("Micro-F1 against the decision threshold", "threshold", "micro-F1", {"micro-F1": (grid.tolist(), curve)},
               {f"chosen threshold {threshold:.2f}": threshold}),
         Bars("F1 of each label", labels, {"F1": f1.tolist()}, "F1"),
         per_class_table(per_class)],
-        f"threshold {threshold:.2f} (chosen for micro-F1 on the evaluation set) on {len(records)} examples")]
+        f"threshold {threshold:.2f} (chosen for micro-F1 on the evaluation set) on {len(records)} examples"),
+        length_section(records, example_f1, "F1 of each example's labels")]
 
 
 def regression_sections(records: list[dict]) -> list[Section]:
@@ -121,7 +125,8 @@ def regression_sections(records: list[dict]) -> list[Section]:
         Scatter("Residuals against gold", gold.tolist(), residual.tolist(), "gold", "residual", diagonal=False),
         Table("Largest errors", ["text", "gold", "predicted", "error"],
               [[shown_text(records[i]), float(gold[i]), float(predicted[i]), float(residual[i])] for i in worst])],
-        f"mean absolute error {np.abs(residual).mean():.4f} on {len(records)} examples")]
+        f"mean absolute error {np.abs(residual).mean():.4f} on {len(records)} examples"),
+        length_section(records, np.abs(residual), "mean absolute error")]
 
 
 def entity_sections(records: list[dict]) -> list[Section]:

@@ -102,6 +102,12 @@ class FineTunedModel:
         return self.task.per_text(compute_logits(self.model, encoded, self.tokenizer, batch_size, device, autocast),
                                   encoded)
 
+    def windows(self, texts: list[str], pairs: list[str] | None = None) -> int:
+        """The inputs of max_length tokens the model runs for these texts: a long text read in windows counts
+        each of them (a QA context too), one that fits counts one."""
+        examples = self.task.prepare(texts, pairs, self.columns)
+        return len(self.task.encode(examples, self.tokenizer, self.max_length))
+
     def predict(self, texts: list[str] | str, pairs: list[str] | None = None, batch_size: int = 64,
                 precision: str | None = None) -> list[dict]:
         """One dict per text: label and score (classification), labels (multi-label), score

@@ -32,7 +32,7 @@ from ..inference.predictor import FineTunedModel, read_saved
 from ..models.loading import check_weights
 from ..tasks import task_from_dict
 from .batcher import MicroBatcher
-from .limits import BodyLimit, LimitExceeded, check_inputs
+from .limits import BodyLimit, LimitExceeded, check_inputs, check_windows
 from .metrics import ServerMetrics
 from .settings import ServeSettings
 
@@ -139,6 +139,9 @@ def create_app(model: FineTunedModel | str | Path, settings: ServeSettings | Non
             return error_response(503, "the model is still loading; see /ready", request.state.request_id)
         texts, pairs = getattr(body, texts_name), getattr(body, pairs_name, None) if needs_pairs else None
         check_inputs(texts, pairs, texts_name, pairs_name, settings)
+        with contextlib.suppress(StellarError):  # an input the model refuses fails in its pass, alone, with the reason
+            windows = await batcher.in_model_thread(served.model.windows, texts, pairs)  # where its tokenizer runs
+            check_windows(windows, texts_name, served.model.max_length, settings)
         predictions = await batcher.submit(texts, pairs)
         # built by the task to the declared schema: returned as is, not validated again per request
         return JSONResponse({"predictions": [{"text": text, **({"text_pair": pairs[i]} if pairs else {}), **prediction}
@@ -187,7 +190,7 @@ class ErrorAnswer(BaseModel):
 
 
 ERRORS = {status: {"model": ErrorAnswer, "description": meaning} for status, meaning in (
-    (413, "Over a limit: --max-texts, --max-chars or --max-body-bytes (named in `error`)"),
+    (413, "Over a limit: --max-texts, --max-chars, --max-windows or --max-body-bytes (named in `error`)"),
     (422, "Input refused: not JSON, a field missing or of the wrong type, an empty text, invalid Unicode"),
     (500, "A fault of the server (its log has the traceback); other requests are not affected"),
     (503, "The model is still loading, or could not be loaded (see /ready)"))}

@@ -99,7 +99,11 @@ class MicroBatcher:
             start += len(pending.texts)
 
     async def run_model(self, texts: list[str], pairs: list[str] | None) -> list[dict]:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self.predict, texts, pairs)
+        return await self.in_model_thread(self.predict, texts, pairs)
+
+    async def in_model_thread(self, function: Callable, *args):
+        """`function(*args)` between forward passes: a fast tokenizer must not be used by two threads at once."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
 
 def fail(pending: Pending, error: BaseException) -> None:

@@ -30,6 +30,13 @@ def check_inputs(texts: list[str], pairs: list[str] | None, texts_name: str, pai
                 raise StellarError(f"{name}[{i}]: {fault}")
 
 
+def check_windows(windows: int, texts_name: str, max_length: int, settings) -> None:
+    """The forward passes a request costs: a long text read in windows counts each of them."""
+    if windows > settings.max_windows:
+        raise LimitExceeded(f"{texts_name}: {windows:,} windows of {max_length} tokens; the limit is "
+                            f"{settings.max_windows:,} per request (--max-windows)")
+
+
 class BodyLimit:
     """ASGI middleware: a body over `limit` bytes gets 413 before it is parsed, whether its size is
     declared (Content-Length) or found while reading (chunked)."""

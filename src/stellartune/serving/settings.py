@@ -17,7 +17,8 @@ class ServeSettings:
     max_body_bytes: int = setting(1_000_000, "Largest request body; larger gets HTTP 413.")
     max_texts: int = setting(256, "Most texts in one request; more gets HTTP 413.")
     max_chars: int = setting(20_000, "Most characters in one text; longer gets HTTP 413.")
+    max_windows: int = setting(1024, "Most windows of the model's --max-length tokens in one request: a long text read in windows counts each of them, one that fits counts one; more gets HTTP 413.")
 
     def __post_init__(self):
         check_choices_and_counts(self, ("port", "max_batch_size", "workers", "max_body_bytes", "max_texts",
-                                        "max_chars"))
+                                        "max_chars", "max_windows"))
