@@ -32,7 +32,7 @@ from ..inference.predictor import FineTunedModel, read_saved
 from ..models.loading import check_weights
 from ..tasks import task_from_dict
 from .batcher import MicroBatcher
-from .limits import BodyLimit, LimitExceeded, check_inputs, check_windows
+from .limits import BodyLimit, LimitExceeded, check_inputs, check_windows, most_windows
 from .metrics import ServerMetrics
 from .settings import ServeSettings
 
@@ -139,9 +139,12 @@ def create_app(model: FineTunedModel | str | Path, settings: ServeSettings | Non
             return error_response(503, "the model is still loading; see /ready", request.state.request_id)
         texts, pairs = getattr(body, texts_name), getattr(body, pairs_name, None) if needs_pairs else None
         check_inputs(texts, pairs, texts_name, pairs_name, settings)
-        with contextlib.suppress(StellarError):  # an input the model refuses fails in its pass, alone, with the reason
-            windows = await batcher.in_model_thread(served.model.windows, texts, pairs)  # where its tokenizer runs
-            check_windows(windows, texts_name, served.model.max_length, settings)
+        # counted only when the request may be over, in the model's thread (its tokenizer's: not thread-safe);
+        # an input the model refuses skips the count and fails in its pass, alone, with the reason
+        if most_windows(texts, pairs) > settings.max_windows:
+            with contextlib.suppress(StellarError):
+                windows = await batcher.in_model_thread(served.model.windows, texts, pairs)
+                check_windows(windows, texts_name, served.model.max_length, settings)
         predictions = await batcher.submit(texts, pairs)
         # built by the task to the declared schema: returned as is, not validated again per request
         return JSONResponse({"predictions": [{"text": text, **({"text_pair": pairs[i]} if pairs else {}), **prediction}

@@ -30,6 +30,13 @@ def check_inputs(texts: list[str], pairs: list[str] | None, texts_name: str, pai
                 raise StellarError(f"{name}[{i}]: {fault}")
 
 
+def most_windows(texts: list[str], pairs: list[str] | None) -> int:
+    """At most the windows these texts can take, from their sizes alone: a window holds at least one token
+    its neighbour before it does not, and a token covers a byte or more, or is a word marker before one
+    (sentencepiece's "▁"): at most two a byte. Requests under --max-windows by this need no counting."""
+    return sum(2 * len(text.encode()) + 2 for text in texts + (pairs or []))
+
+
 def check_windows(windows: int, texts_name: str, max_length: int, settings) -> None:
     """The forward passes a request costs: a long text read in windows counts each of them."""
     if windows > settings.max_windows:
