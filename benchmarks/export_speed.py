@@ -32,7 +32,7 @@ from sst2_speed import SHARED, sst2  # noqa: E402
 
 BACKENDS = ("pipeline", "pytorch", "onnx fp32", "onnx int8")
 MAX_LENGTH = 512
-# the settings the README's figures were measured with (the defaults before issue 15)
+# the settings the figures in docs/benchmarks were measured with (the defaults before issue 15)
 MEASURED_WITH = {"pooling": "model", "lr": 5e-5, "batch_size": 32}
 
 

@@ -111,7 +111,7 @@ def train_model(folder: Path) -> str:
     train = folder / "train.tsv"
     lines = (DATA / "sst2" / "train.tsv").read_text().splitlines()
     train.write_text("\n".join(lines[:2001]) + "\n")
-    # the settings the README's figures were measured with (the defaults before issue 15); speed is the same
+    # the settings the figures in docs/benchmarks were measured with (the defaults before issue 15); speed is the same
     stellartune.fit(train=str(train), output=str(folder / "run"), epochs=1, progress=False, pooling="model", lr=5e-5,
                     batch_size=32)
     return str(folder / "run")

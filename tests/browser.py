@@ -1,11 +1,12 @@
 """A report opened in a real headless Chromium (Debian's `chromium`, driven by Playwright): what loaded,
-what the console said, and what each section drew. Also a script, for the README's screenshot:
+what the console said, and what each section drew. Also a script, for the screenshots in docs/:
 
     .venv/bin/python tests/browser.py runs/demo/report.html docs/report.png
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -38,8 +39,9 @@ def need_chromium() -> str:
     return CHROMIUM
 
 
-def open_report(path: Path, screenshot: Path | None = None) -> dict:
-    """{"errors": console errors and page errors, "sections": what each drew, "title": ...}."""
+@contextlib.contextmanager
+def browser_page():
+    """(a page of a real headless Chromium, the list its console errors, page errors and failed requests go to)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -50,13 +52,19 @@ def open_report(path: Path, screenshot: Path | None = None) -> dict:
             page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.on("requestfailed", lambda request: errors.append(f"failed to load {request.url}"))
-            page.goto(Path(path).resolve().as_uri(), wait_until="load")
-            found = {"errors": errors, "title": page.title(), "sections": page.evaluate(SECTIONS_SCRIPT)}
-            if screenshot:
-                page.screenshot(path=str(screenshot), full_page=True)
-            return found
+            yield page, errors
         finally:
             browser.close()
+
+
+def open_report(path: Path, screenshot: Path | None = None) -> dict:
+    """{"errors": console errors and page errors, "sections": what each drew, "title": ...}."""
+    with browser_page() as (page, errors):
+        page.goto(Path(path).resolve().as_uri(), wait_until="load")
+        found = {"errors": errors, "title": page.title(), "sections": page.evaluate(SECTIONS_SCRIPT)}
+        if screenshot:
+            page.screenshot(path=str(screenshot), full_page=True)
+        return found
 
 
 if __name__ == "__main__":

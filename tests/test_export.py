@@ -47,7 +47,7 @@ def sst2_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sst2_export")
     train = tsv_slice(data_file("sst2/train.tsv"), folder / "train.tsv", 2000)
     dev = tsv_slice(data_file("sst2/dev.tsv"), folder / "dev.tsv", 200)
-    # the settings the README's int8 figures were measured with (the defaults before issue 15)
+    # the settings the int8 figures of docs/export.md were measured with (the defaults before issue 15)
     stellartune.fit(train=str(train), eval=str(dev), output=str(folder / "run"), epochs=1, pooling="model", lr=5e-5,
                     batch_size=32, progress=False)
     return folder / "run"

@@ -1,4 +1,4 @@
-"""Training options the README promises, each checked on a short real run: early stopping with
+"""Training options the documentation promises, each checked on a short real run: early stopping with
 restore-best on a lower-is-better metric, balanced class weights, the seeded stratified split,
 gradient accumulation, the cosine schedule, YAML under command-line flags, the multi-label
 threshold after reload, in-memory data and `save`, and `trust_remote_code` off by default."""
