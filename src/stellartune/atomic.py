@@ -114,6 +114,8 @@ def as_os_error(error: BaseException) -> OSError | None:
         return error
     found = re.search(r"os error (\d+)|Os \{ code: (\d+)", str(error))
     code = int(next(group for group in found.groups() if group)) if found else None
+    if code is None:  # pyarrow names the fault in its message only: "... error: No space left on device"
+        code = next((known for known in WRITE_FAULTS if os.strerror(known) in str(error)), None)
     return OSError(code, os.strerror(code)) if code is not None else None
 
 

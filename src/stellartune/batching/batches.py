@@ -12,15 +12,18 @@ import torch
 MEGABATCH = 50  # batches per shuffled window that is sorted by length (as transformers' LengthGroupedSampler)
 
 
-def training_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The epoch's batches, a pure function of (seed, epoch): a resumed run replays the same order."""
+def training_batches(lengths, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The epoch's batches, a pure function of (seed, epoch): a resumed run replays the same order. Arrays of
+    example indices (views of one array: no Python object per example, however many there are)."""
+    lengths = np.asarray(lengths)
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
     window = batch_size * MEGABATCH
     batches = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window].tolist(), key=lambda i: -lengths[i])
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]  # longest first, ties in shuffled order
+        batches += np.split(chunk, range(batch_size, len(chunk), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Callable
 
 import torch
@@ -12,20 +13,54 @@ import torch
 class Encoded:
     """Tokenized examples: one dict of token-id lists per example, their lengths, and targets."""
 
-    features: list[dict]
-    lengths: list[int]
+    features: Sequence[dict]  # a list, or rows of a stored table (columnar.FeatureRows)
+    lengths: Sequence[int]
     targets: torch.Tensor | None
     truncated: int  # how many examples were cut at max_length
     windows: list | None = None  # token tasks: which sentence and words each encoded window holds
     split: int = 0  # token and span tasks: examples longer than max_length, split into several windows
     target_names: list[str] | None = None  # token tasks: the name of each target id (gold tags the model lacks last)
     source: object = None  # span tasks: the encoded Examples (contexts and gold answers, for scoring)
-    text_of: list[int] | None = None  # texts read in windows (--long-texts windows): the text of each feature
+    text_of: Sequence[int] | None = None  # texts read in windows (--long-texts windows): the text of each feature
     weights: torch.Tensor | None = None  # each feature's weight in the loss (a text's windows share one)
     window_counts: list[int] | None = None  # joined again per text (`Task.per_text`): the windows each took
     # builds the model inputs of some examples (by index) when padding the features is not enough,
     # e.g. pretraining draws new masks per batch; None: training/batching.collate
     collator: Callable[[list[int]], dict] | None = None
+    note: str | None = None  # said in the log: where its token ids are stored on disk, or that they were reused
 
     def __len__(self) -> int:
         return len(self.features)
+
+
+@dataclass
+class ReadTexts:
+    """Token ids of texts as a task's model reads them: one feature per window (one per text unless windows)."""
+
+    features: Sequence[dict]  # a list, or rows of a stored table (columnar.FeatureRows)
+    text_of: Sequence[int] | None  # windows: the text each feature belongs to; None: one feature per text (also
+    # when no text was long enough to be split: then there is nothing to join, and no array per text to hold)
+    cut: int  # texts longer than max_length (cut, or split into windows)
+    lengths: Sequence[int] | None = None  # tokens of each feature (joined and stored token ids)
+    note: str | None = None  # where the token ids are stored, or that they were reused (said in the log)
+
+    @property
+    def weights(self) -> torch.Tensor | None:
+        """1 / (the windows of its text) for each window: every text counts once in the loss."""
+        if self.text_of is None:
+            return None
+        index = torch.as_tensor(self.text_of)
+        return 1.0 / torch.bincount(index).float()[index]
+
+    @classmethod
+    def joined(cls, parts) -> "ReadTexts":
+        """The token ids of consecutive chunks of texts as one, in memory (each part's `text_of` counts from
+        its own first text: `start` of each part is added)."""
+        features, text_of, cut, windows = [], [], 0, False
+        for start, part in parts:
+            features += part.features
+            cut += part.cut
+            if part.text_of is not None:
+                windows = True
+                text_of += [start + t for t in part.text_of]
+        return cls(features, text_of if windows and cut else None, cut, [len(f["input_ids"]) for f in features])

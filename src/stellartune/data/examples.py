@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ..errors import StellarError, some
+from .columnar import Column
 from .readers import Table
 
 TEXT_NAMES = ("text", "sentence", "sentence1", "#1 String", "premise", "question1", "text_a", "question",
@@ -33,23 +38,55 @@ class Columns:
 
 @dataclass
 class Examples:
-    """Texts (and second texts for pairs) with raw labels and where each came from."""
+    """Texts (and second texts for pairs) with raw labels and where each came from: lists, or columns of a
+    file in the store (`store.py`), read as lists are."""
 
-    texts: list[str]
-    pairs: list[str] | None
-    labels: list | None  # str (classification), list[str] (multi-label) or float (regression)
-    positions: list[str]  # "train.csv, line 7", for messages
+    texts: Sequence[str]
+    pairs: Sequence[str] | None
+    labels: Sequence | None  # str (classification), list[str] (multi-label) or float (regression)
+    positions: Sequence[str]  # "train.csv, line 7", for messages
     columns: Columns
     words: list[list[str]] | None = None  # token tasks: each text's words ...
     offsets: list[list[tuple[int, int]]] | None = None  # ... and their character spans in the text
+    note: str | None = None  # said in the log: where they are stored (data/store.py), or that they were reused
+    store: object = None  # the store.Store they are read from (their token ids are stored there too); None: in memory
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices) -> "Examples":
-        pick = lambda values: None if values is None else [values[i] for i in indices]
+        """Some examples, in the order given (stored columns: a view, not a copy)."""
+        pick = lambda values: None if values is None else values.take(indices) if isinstance(values, Column) else \
+            [values[i] for i in indices]
         return replace(self, texts=pick(self.texts), pairs=pick(self.pairs), labels=pick(self.labels),
                        positions=pick(self.positions), words=pick(self.words), offsets=pick(self.offsets))
+
+
+def distinct_labels(labels: Sequence) -> Sequence:
+    """Labels whose names together are the names of all `labels` (stored ones without a Python object per row:
+    each distinct label, or of lists of names each distinct name as a one-name list)."""
+    return labels.distinct() if isinstance(labels, Column) else labels
+
+
+def all_labeled(labels: Sequence | None) -> bool:
+    """Whether every example has a label."""
+    if isinstance(labels, Column):
+        return labels.whole().null_count == 0
+    return labels is not None and all(label is not None for label in labels)
+
+
+def label_indices(labels: Sequence, names: list[str]) -> np.ndarray:
+    """Each label's position in `names` (every label must be one of them)."""
+    if isinstance(labels, Column):
+        return pc.index_in(labels.whole(), value_set=pa.array(names, type=labels.array.type)).to_numpy().astype(np.int64)
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def as_numbers(labels: Sequence) -> np.ndarray:
+    """Numeric labels as one array."""
+    # a copy (astype): a stored column is read-only memory, which torch does not take
+    return labels.whole().to_numpy().astype(np.float64) if isinstance(labels, Column) else np.asarray(labels, dtype=np.float64)
 
 
 def resolve_columns(table: Table, text=None, pair=None, label=None, need_label=True) -> Columns:
@@ -220,29 +257,46 @@ def split_examples(examples: Examples, fraction: float, seed: int, stratify: boo
     the names kept in training that way)."""
     from sklearn.model_selection import train_test_split
 
-    indices = list(range(len(examples)))
+    indices = np.arange(len(examples))
     strata = None
     if stratify and examples.labels is not None:
-        strata = examples.labels
-        counts = {label: strata.count(label) for label in set(strata)}
-        if min(counts.values()) < 2 or len(counts) > fraction * len(examples):
+        strata = stratum_codes(examples.labels)
+        counts = np.bincount(strata)
+        if counts.min() < 2 or len(counts) > fraction * len(examples):
             strata = None
     source = examples.positions[0].rsplit(", ", 1)[0]
     if int(len(indices) * fraction) < 1:
         raise StellarError(f"{source}: {len(indices)} rows are too few to hold out {fraction:.0%} for evaluation; "
                            "give --eval data")
     train_idx, eval_idx = train_test_split(indices, test_size=fraction, random_state=seed, stratify=strata)
-    names = (lambda i: names_of(examples.labels[i])) if examples.labels is not None else (lambda i: set())
-    seen = set().union(*map(names, train_idx))
-    kept = set()
-    for i in sorted(eval_idx):
-        if not names(i) <= seen:
-            kept |= names(i) - seen
-            seen |= names(i)
-            train_idx.append(i)
-    in_training = set(train_idx)
-    eval_idx = [i for i in eval_idx if i not in in_training]
-    if not eval_idx:
+    kept, moved = names_only_in(examples, np.sort(train_idx), np.sort(eval_idx), names_of)
+    train_idx, eval_idx = np.sort(np.concatenate([train_idx, moved])), np.setdiff1d(eval_idx, moved)
+    if not len(eval_idx):
         raise StellarError(f"{source}: no example can be held out for evaluation: each has a label ({some(sorted(kept), 4)}) "
                            "seen in no other example; give --eval data")
-    return examples.subset(sorted(train_idx)), examples.subset(sorted(eval_idx)), sorted(kept)
+    return examples.subset(train_idx), examples.subset(eval_idx), sorted(kept)
+
+
+def stratum_codes(labels: Sequence) -> np.ndarray:
+    """Each label as its rank among the distinct labels (sorted): the classes scikit-learn stratifies by."""
+    if isinstance(labels, Column):
+        return labels.codes()
+    return np.unique(np.asarray(labels), return_inverse=True)[1]
+
+
+def names_only_in(examples: Examples, train_idx: np.ndarray, eval_idx: np.ndarray, names_of) -> tuple[set, np.ndarray]:
+    """The label names (`names_of` one label) that no training example has, and the held-out examples that
+    have them, in order (each stays in training; the first one of a name makes it seen)."""
+    if examples.labels is None:
+        return set(), np.zeros(0, dtype=np.int64)
+    seen = set()
+    for label in distinct_labels(examples.subset(train_idx).labels):
+        seen |= names_of(label)
+    kept, moved = set(), []
+    held_out = examples.subset(eval_idx).labels
+    for i, label in zip(eval_idx, held_out):
+        if not names_of(label) <= seen:
+            kept |= names_of(label) - seen
+            seen |= names_of(label)
+            moved.append(i)
+    return kept, np.asarray(moved, dtype=np.int64)

@@ -3,10 +3,16 @@ model on data it learned, and reports a score higher than it will get on new dat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .columnar import Column
 from .examples import Examples
 
+KEY_BATCH = 65536  # rows compared at a time
 WARN_SHARE = 0.01  # above this share of shared rows the log warns: one in a hundred moves accuracy a point
 
 
@@ -18,9 +24,13 @@ class Overlap:
 
     @classmethod
     def between(cls, train: Examples, evaluation: Examples) -> "Overlap":
-        seen = {row_key(train, i) for i in range(len(train))}
-        keys = [row_key(evaluation, i) for i in range(len(evaluation))]
-        return cls(sum(key in seen for key in keys), len(keys) - len(set(keys)), len(keys))
+        """Training rows are read a batch at a time and compared in Arrow: the memory of the evaluation set,
+        and seconds for ten million training rows."""
+        keys = pa.chunked_array(list(row_keys(evaluation)), type=pa.string())
+        distinct = pc.unique(keys)
+        seen = [pc.unique(batch.filter(pc.is_in(batch, value_set=distinct))) for batch in row_keys(train)]
+        found = pc.unique(pa.chunked_array(seen, type=pa.string()))
+        return cls(pc.sum(pc.is_in(keys, value_set=found)).as_py() or 0, len(keys) - len(distinct), len(keys))
 
     @property
     def worrying(self) -> bool:
@@ -35,7 +45,16 @@ class Overlap:
         return text
 
 
-def row_key(examples: Examples, index: int) -> tuple[str, str]:
-    """The input of one row, whitespace normalised: text and second text (pairs, QA contexts)."""
-    normal = lambda value: " ".join(str(value).split())
-    return normal(examples.texts[index]), normal(examples.pairs[index]) if examples.pairs else ""
+def row_keys(examples: Examples) -> Iterator[pa.Array]:
+    """The input of each row, whitespace normalised (text, and second text: pairs, QA contexts), a batch of
+    rows at a time."""
+    def normal(values, start: int):
+        rows = range(start, min(start + KEY_BATCH, len(values)))
+        values = values.arrow(rows) if isinstance(values, Column) else pa.array(values[start:rows.stop], pa.string())
+        return pc.binary_join(pc.utf8_split_whitespace(pc.utf8_trim_whitespace(values)), " ")
+
+    for start in range(0, len(examples), KEY_BATCH):
+        key = normal(examples.texts, start)
+        if examples.pairs:
+            key = pc.binary_join_element_wise(key, normal(examples.pairs, start), "\x1f")
+        yield key

@@ -81,6 +81,13 @@ def read_chunks(source, rows: int | None) -> Iterator[Table]:
     yield from READERS[suffix](path, rows)
 
 
+def is_data_file(source) -> bool:
+    """Whether `source` names a file of a format stellartune reads (not stdin, a dataset or records)."""
+    if not isinstance(source, (str, Path)) or str(source) == "-" or str(source).startswith("hf:"):
+        return False
+    return Path(source).is_file() and Path(source).suffix.lower() in READERS
+
+
 def no_data_rows(table: Table) -> StellarError:
     header = f" (only a header: {some(table.columns, 12)})" if table.columns else ""
     return StellarError(f"{table.source}: no data rows{header}")

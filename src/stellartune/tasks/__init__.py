@@ -22,7 +22,7 @@ def detect_task(source, tag_column: int = -1) -> tuple[type[Task] | None, Table,
     claimed = next((cls for cls in classes if cls.claims_file(source, tag_column)), None)
     if claimed is not None:
         return claimed, claimed.read(source, tag_column), "as the file's format shows"
-    table = Task.read(source)
+    table = Task.first_rows(source)
     recognised = next((cls for cls in classes if cls.recognises(table)), None)
     if recognised is not None:
         return recognised, recognised.adopt(table), "as the data's columns show"

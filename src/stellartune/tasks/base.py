@@ -11,15 +11,18 @@ task must write; the rest have defaults that fit a task with one output per text
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
 
 import torch
 
 from ..data.encoded import Encoded
 from ..data.examples import Columns, Examples, build_examples, resolve_columns
-from ..data.readers import Table, read_chunks
+from ..data.readers import Table, is_data_file, read_chunks
+from ..data.store import CHUNK_ROWS, Store
 from ..evaluation.sections import Section
 from ..models import HeadConfig, build_classifier
 from ..models.head_kinds import SEQUENCE_HEAD, HeadKind
@@ -75,6 +78,8 @@ class Task(Objective):
     stratified_split: ClassVar[bool] = False  # a held-out split keeps each label's share (single-label)
     few_shot: ClassVar[bool] = False  # has the few-shot stage (training/few_shot.py): one class per text
     threshold_name: ClassVar[str] = "its threshold"  # what `calibrate` tunes, for the log
+    stored: ClassVar[bool] = False  # its data files can be read through the store (data/store.py): every method
+    # takes examples whose fields are sequences read from disk (data/columnar.py), not only lists
 
     # --- what each task writes ---------------------------------------------------------------------
     @classmethod
@@ -138,11 +143,27 @@ class Task(Objective):
         return build_examples(table, columns, cls.label_kind or "single", delimiter, need_label)
 
     @classmethod
-    def labeled_examples(cls, source, columns: Columns, delimiter: str = ",", tag_column: int = -1) -> Examples:
-        """Labeled examples of `source` in the columns training used, unless it names others (evaluation and
-        calibration data, `stellartune evaluate`)."""
-        table = cls.read(source, tag_column)
-        return cls.build_examples(table, cls.find_columns(table, columns.text, columns.pair, columns.label), delimiter)
+    def first_rows(cls, source, tag_column: int = -1) -> Table:
+        """The first CHUNK_ROWS rows of `source` (all of a file read whole): what --task auto and the columns
+        are decided on."""
+        return next(cls.read_chunks(source, CHUNK_ROWS, tag_column))
+
+    @classmethod
+    def labeled_examples(cls, source, columns: Columns, delimiter: str = ",", tag_column: int = -1,
+                         store: Store | None = None) -> Examples:
+        """Labeled examples of `source` in the columns training used, unless it names others (training,
+        evaluation and calibration data, `stellartune evaluate`); a data file is read through the store in
+        `store` when the task takes stored examples, a chunk at a time."""
+        stored = store is not None and cls.stored and is_data_file(source)
+        tables = cls.read_chunks(source, CHUNK_ROWS if stored else None, tag_column)
+        first = next(tables)
+        # "none": no second text where training had none (a pair column found in evaluation data is not read)
+        found = cls.find_columns(first, columns.text, columns.pair or "none", columns.label)
+        build = lambda table: cls.build_examples(table, found, delimiter)
+        if not stored:
+            return build(first)
+        return store.examples(Path(source), itertools.chain([first], tables), build,
+                              f"{cls.name}|{found.describe()}|{delimiter}", cls.label_kind or "single")
 
     @classmethod
     def label_names(cls, label) -> set[str]:

@@ -38,6 +38,7 @@ class ClozeTask(SingleLabelTask):
     name = "cloze"
     label_kind = None  # chosen by --task cloze only, never by --task auto
     options = ("template", "verbalizer")
+    stored = False  # prompts are built from lists of texts in memory: cloze is for few examples
     default_max_length = 128
     one_output_per_text = False
     few_shot = False  # a prompt is its own way to learn from few examples: the masked LM's word at [MASK]

@@ -10,11 +10,10 @@ Fine-Tune BERT for Text Classification?": 128 + 382 tokens of 512 was the best c
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
-
 import torch
 
+from ..data.encoded import ReadTexts
+from ..data.examples import Examples
 from ..models.quiet import quiet_transformers
 
 READINGS = ("windows", "head-tail", "truncate")
@@ -27,60 +26,56 @@ LONGEST = 512  # nor above this: attention grows with the square of the window, 
 TOKENIZE_CHUNK = 512  # texts per tokenizer call: the untruncated encodings of long documents are large
 
 
-@dataclass
-class ReadTexts:
-    """Token ids of texts as a task's model reads them: one feature per window (one per text unless windows)."""
-
-    features: list[dict]
-    text_of: list[int] | None  # windows: the text each feature belongs to; None: one feature per text
-    cut: int  # texts longer than max_length (cut, or split into windows)
-
-    @property
-    def weights(self) -> torch.Tensor | None:
-        """1 / (the windows of its text) for each window: every text counts once in the loss."""
-        if self.text_of is None:
-            return None
-        index = torch.tensor(self.text_of)
-        return 1.0 / torch.bincount(index).float()[index]
-
-
-def read_texts(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int, reading: str) -> ReadTexts:
-    """The features of `texts` (and their pairs) read as `reading` says; pairs are always truncated, longest
-    text first (a window of one text beside the whole other is not the pair any more)."""
+def read_texts(tokenizer, examples: Examples, max_length: int, reading: str) -> ReadTexts:
+    """The features of the examples' texts (and pairs) read as `reading` says; pairs are always truncated,
+    longest text first (a window of one text beside the whole other is not the pair any more). Stored examples
+    (read through the store) get their token ids stored beside them, and reused by a later run."""
+    texts, pairs = examples.texts, examples.pairs
     reader = truncated if pairs or reading == "truncate" else windows if reading == "windows" else head_and_tail
-    parts = [reader(tokenizer, texts[start:start + TOKENIZE_CHUNK],
-                    pairs[start:start + TOKENIZE_CHUNK] if pairs else None, max_length)
-             for start in range(0, len(texts), TOKENIZE_CHUNK)]
-    features = [f for part in parts for f in part.features]
-    text_of = None
-    if reader is windows:  # each chunk counts its texts from 0
-        text_of = [start + t for start, part in zip(range(0, len(texts), TOKENIZE_CHUNK), parts) for t in part.text_of]
-    return ReadTexts(features, text_of, sum(part.cut for part in parts))
+    parts = ((start, reader(tokenizer, texts[start:start + TOKENIZE_CHUNK],
+                            pairs[start:start + TOKENIZE_CHUNK] if pairs else None, max_length))
+             for start in range(0, len(texts), TOKENIZE_CHUNK))
+    if examples.store is None:
+        return ReadTexts.joined(parts)
+    return examples.store.tokens(texts, f"{reader.__name__}|{max_length}|{pairs is not None}", tokenizer, parts)
+
+
+def whole(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> tuple[list[dict], list[int]]:
+    """Each text (and pair) tokenized whole, and which are longer than max_length: most texts fit, and are
+    tokenized once; only the long ones again, cut or in windows."""
+    with quiet_transformers():  # hides "longer than the model's maximum": we count and report instead
+        full = tokenizer(texts, pairs, truncation=False)
+    keys = list(full.keys())
+    features = [{k: full[k][i] for k in keys} for i in range(len(texts))]
+    return features, [i for i, f in enumerate(features) if len(f["input_ids"]) > max_length]
 
 
 def truncated(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int) -> ReadTexts:
     """The first max_length tokens; counts the texts longer than that before cutting them."""
-    with quiet_transformers():  # hides "longer than the model's maximum": we count and report instead
-        full = tokenizer(texts, pairs, truncation=False)
-    long = [i for i, ids in enumerate(full["input_ids"]) if len(ids) > max_length]
-    keys = list(full.keys())
-    features = [{k: full[k][i] for k in keys} for i in range(len(texts))]
+    features, long = whole(tokenizer, texts, pairs, max_length)
     if long:
         cut = tokenizer([texts[i] for i in long], [pairs[i] for i in long] if pairs else None,
                         truncation=True, max_length=max_length)
         for j, i in enumerate(long):
-            features[i] = {k: cut[k][j] for k in keys}
+            features[i] = {k: cut[k][j] for k in cut.keys()}
     return ReadTexts(features, None, len(long))
 
 
 def windows(tokenizer, texts: list[str], pairs: None, max_length: int) -> ReadTexts:
-    """Windows of max_length tokens over each text, neighbours sharing max_length // SHARED."""
-    encoded = tokenizer(texts, truncation=True, max_length=max_length, stride=max_length // SHARED,
-                        return_overflowing_tokens=True)
-    text_of = encoded["overflow_to_sample_mapping"]
-    keys = [k for k in encoded.keys() if k != "overflow_to_sample_mapping"]
-    features = [{k: encoded[k][row] for k in keys} for row in range(len(text_of))]
-    return ReadTexts(features, text_of, sum(count > 1 for count in Counter(text_of).values()))
+    """Windows of max_length tokens over each text, neighbours sharing max_length // SHARED (a text that fits:
+    one window, itself)."""
+    features, long = whole(tokenizer, texts, None, max_length)
+    if not long:
+        return ReadTexts(features, list(range(len(texts))), 0)
+    split = tokenizer([texts[i] for i in long], truncation=True, max_length=max_length, stride=max_length // SHARED,
+                      return_overflowing_tokens=True)
+    keys = [k for k in split.keys() if k != "overflow_to_sample_mapping"]
+    windows_of = {i: [] for i in long}
+    for row, j in enumerate(split["overflow_to_sample_mapping"]):
+        windows_of[long[j]].append({k: split[k][row] for k in keys})
+    read = [(i, window) for i, feature in enumerate(features) for window in windows_of.get(i, [feature])]
+    return ReadTexts([window for _, window in read], [i for i, _ in read],
+                     sum(len(windows) > 1 for windows in windows_of.values()))
 
 
 def head_and_tail(tokenizer, texts: list[str], pairs: None, max_length: int) -> ReadTexts:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.encoded import Encoded
-from ..data.examples import Examples
+from ..data.examples import Examples, distinct_labels
 from ..evaluation.metrics import best_threshold, multi_label_metrics
 from ..evaluation.sections import Section
 from ..evaluation.views import multi_label_sections
@@ -28,7 +28,7 @@ class MultiLabelTask(ClassesTask):
 
     @classmethod
     def from_examples(cls, train: Examples, config) -> MultiLabelTask:
-        return cls(cls.class_names([label for labels in train.labels for label in labels], train))
+        return cls(cls.class_names([label for labels in distinct_labels(train.labels) for label in labels], train))
 
     def targets(self, labels: list) -> torch.Tensor:
         index = {name: i for i, name in enumerate(self.labels)}

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.encoded import Encoded
-from ..data.examples import Examples
+from ..data.examples import Examples, as_numbers
 from ..evaluation.metrics import regression_metrics
 from ..evaluation.sections import Section
 from ..evaluation.views import regression_sections
@@ -29,7 +29,7 @@ class RegressionTask(SequenceTask):
         return cls()
 
     def targets(self, labels: list) -> torch.Tensor:
-        return torch.tensor(labels, dtype=torch.float32)
+        return torch.from_numpy(as_numbers(labels)).float()
 
     def prior_bias(self, targets: torch.Tensor) -> torch.Tensor:
         """The mean training score: the untrained model predicts it."""

@@ -12,7 +12,7 @@ from dataclasses import replace
 import torch
 
 from ..data.encoded import Encoded
-from ..data.examples import Examples
+from ..data.examples import Examples, all_labeled
 from ..errors import StellarError, some
 from .base import Task
 from .long_texts import (COVERED, DEFAULT_LENGTH, LONGEST, choose_reading, fitting_length, model_limit, per_text,
@@ -23,6 +23,7 @@ class SequenceTask(Task):
     """A task whose examples are texts (and pairs) with one label cell each, encoded whole."""
 
     options = ("long_texts",)
+    stored = True
     default_max_length = None  # from the training texts (`settle`)
     reading = "truncate"  # how a text longer than max_length is read (long_texts.py); saved with the model
 
@@ -40,13 +41,12 @@ class SequenceTask(Task):
         return replace(config, max_length=max_length)
 
     def encode(self, examples: Examples, tokenizer, max_length: int) -> Encoded:
-        read = read_texts(tokenizer, examples.texts, examples.pairs, max_length, self.reading)
+        read = read_texts(tokenizer, examples, max_length, self.reading)
         targets = self.known_targets(examples)
         if read.text_of is None:
-            return Encoded(read.features, [len(f["input_ids"]) for f in read.features], targets, read.cut)
-        return Encoded(read.features, [len(f["input_ids"]) for f in read.features],
-                       None if targets is None else targets[read.text_of], 0, split=read.cut, text_of=read.text_of,
-                       weights=read.weights)
+            return Encoded(read.features, read.lengths, targets, read.cut, note=read.note)
+        return Encoded(read.features, read.lengths, None if targets is None else targets[read.text_of], 0,
+                       split=read.cut, text_of=read.text_of, weights=read.weights, note=read.note)
 
     def per_text(self, logits: torch.Tensor, encoded: Encoded) -> tuple[torch.Tensor, Encoded]:
         """A text read in windows: the mean of its windows' logits."""
@@ -60,7 +60,7 @@ class SequenceTask(Task):
 
     def known_targets(self, examples: Examples) -> torch.Tensor | None:
         """Targets when every example has a label (None for unlabeled input)."""
-        if examples.labels is not None and all(label is not None for label in examples.labels):
+        if all_labeled(examples.labels):
             return self.targets(examples.labels)
         return None
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.encoded import Encoded
-from ..data.examples import Examples
+from ..data.examples import Examples, distinct_labels, label_indices
 from ..evaluation.metrics import single_label_metrics
 from ..evaluation.sections import Section
 from ..evaluation.views import single_label_sections
@@ -30,16 +30,15 @@ class SingleLabelTask(ClassesTask):
 
     @classmethod
     def from_examples(cls, train: Examples, config) -> SingleLabelTask:
-        names = cls.class_names(train.labels, train)
+        names = cls.class_names(distinct_labels(train.labels), train)
         weights = None
         if config.class_weights == "balanced":
-            counts = np.array([train.labels.count(n) for n in names], dtype=float)
+            counts = np.bincount(label_indices(train.labels, names), minlength=len(names)).astype(float)
             weights = (len(train.labels) / (len(names) * counts)).tolist()
         return cls(names, class_weights=weights)
 
     def targets(self, labels: list) -> torch.Tensor:
-        index = {name: i for i, name in enumerate(self.labels)}
-        return torch.tensor([index[label] for label in labels])
+        return torch.from_numpy(label_indices(labels, self.labels)).long()
 
     def prior_bias(self, targets: torch.Tensor) -> torch.Tensor | None:
         """Log class frequencies: the untrained model predicts the training prior (unless --class-weights asks

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..config import TrainConfig
+from ..data.examples import distinct_labels
 from ..errors import StellarError
 from ..models.sentence_config import sentence_pooling
 
@@ -54,7 +55,7 @@ def settle_few_shot(config: TrainConfig, task_class, train) -> tuple[TrainConfig
             raise StellarError(f"--few-shot on: --task {task_class.name} has no few-shot stage (single-label "
                                "classification has)")
         return dataclasses.replace(config, few_shot="off"), ""
-    classes = {name for label in train.labels for name in task_class.label_names(label)}
+    classes = {name for label in distinct_labels(train.labels) for name in task_class.label_names(label)}
     per_class = len(train) / max(1, len(classes))
     unused = config.loop_settings_given()
     if config.few_shot != "auto":

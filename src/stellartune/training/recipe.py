@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -19,11 +20,13 @@ from ..data import split_examples
 from ..data.encoded import Encoded
 from ..data.examples import Columns, Examples
 from ..data.overlap import Overlap
+from ..data.store import Store
 from ..errors import StellarError, some
 from ..evaluation.report import metrics_report
 from ..inference.precision import inference_autocast, resolve_precision
 from ..inference.predictor import FineTunedModel
 from ..models import HeadConfig, load_tokenizer, output_layer, resolve_model
+from ..models.registry import cache_dir
 from ..strategies import (
     apply_strategy,
     describe_strategy,
@@ -66,7 +69,8 @@ class PreparedData:
 
 def fit(config: TrainConfig) -> FineTunedModel:
     accelerator, say = start_run(config)
-    prepared = prepare_data(config, say)
+    with accelerator.main_process_first():  # the others then map the files it stored, not copies of their own
+        prepared = prepare_data(config, say)
     return train_prepared(prepared, prepared.config, accelerator, say)
 
 
@@ -125,6 +129,7 @@ def read_data(config: TrainConfig, say) -> tuple[TrainConfig, Task, TrainingData
     """The settings with the task settled, the task, and its training, evaluation and calibration examples
     (evaluation: a seeded split of the training data when no --eval is given)."""
     found, why, columns, train = read_training_examples(config)
+    noted(train, say)
     check_options(config, found, say)
     config = config.with_task(found.name, found.default_max_length)  # the defaults that depend on it
     config, few_shot = settle_few_shot(config, found, train)
@@ -147,7 +152,8 @@ def evaluation_examples(config: TrainConfig, found: type[Task], columns: Columns
     """(training, evaluation) examples: --eval, else a seeded split of training, else (few-shot, where every
     example counts) the training examples themselves, said in the log."""
     if config.eval is not None:
-        return train, found.labeled_examples(config.eval, columns, config.label_delimiter, config.tag_column)
+        return train, noted(found.labeled_examples(config.eval, columns, config.label_delimiter, config.tag_column,
+                                                   data_store(config)), say)
     if not config.held_out:
         say("no held-out evaluation: with this few examples every one trains; the final scores are on the "
             "training examples, which the model has seen (they show it learned them, not how it does on new "
@@ -162,18 +168,34 @@ def evaluation_examples(config: TrainConfig, found: type[Task], columns: Columns
 
 
 def read_training_examples(config: TrainConfig) -> tuple[type[Task], str, Columns, Examples]:
-    """(the task's class, why that task, the columns, the training examples) from --train and --task."""
+    """(the task's class, why that task, the columns, the training examples) from --train and --task; the task
+    and columns are decided on the first rows (`Task.first_rows`)."""
     if config.train is None:
         raise StellarError("--train is required: a CSV/TSV/JSON/JSONL/Parquet/CoNLL file or a dataset")
     if config.task == "auto":
         found, table, why = detect_task(config.train, config.tag_column)
     else:
         found, why = task_class(config.task), "as --task says"
-        table = found.read(config.train, config.tag_column)
+        table = found.first_rows(config.train, config.tag_column)
     columns = (found or Task).find_columns(table, config.text_column, config.text_pair_column, config.label_column)
     if found is None:
         found, why = task_from_labels(table, columns.label, config.label_delimiter)
-    return found, why, columns, found.build_examples(table, columns, config.label_delimiter)
+    return found, why, columns, found.labeled_examples(config.train, columns, config.label_delimiter,
+                                                       config.tag_column, data_store(config))
+
+
+def noted(examples: Examples, say) -> Examples:
+    """The examples, once the log has said where they are stored (or that they were reused)."""
+    if examples.note:
+        say(examples.note)
+    return examples
+
+
+def data_store(config: TrainConfig) -> Store | None:
+    """Where data files are stored once read and tokenized (data/store.py); None with --data-cache off."""
+    if config.data_cache == "off":
+        return None
+    return Store(cache_dir() / "data" if config.data_cache == "auto" else Path(config.data_cache), config.progress)
 
 
 def calibration_data(config: TrainConfig, task: Task, data: TrainingData, say) -> TrainingData:
@@ -182,8 +204,8 @@ def calibration_data(config: TrainConfig, task: Task, data: TrainingData, say) -
     if not task.calibrated:
         return data
     if config.calibration is not None:
-        calibration = task.labeled_examples(config.calibration, data.columns, config.label_delimiter,
-                                            config.tag_column)
+        calibration = noted(task.labeled_examples(config.calibration, data.columns, config.label_delimiter,
+                                                  config.tag_column, data_store(config)), say)
         say(f"{task.threshold_name} is chosen on --calibration ({len(calibration)} examples), not on the evaluation data")
         return replace(data, calibration=calibration)
     if int(len(data.train) * config.calibration_split) < 1:
@@ -211,6 +233,8 @@ def encode(task: Task, tokenizer, data: TrainingData, config: TrainConfig, say):
     train_set = task.encode(data.train, tokenizer, config.max_length)
     eval_set = task.encode(data.eval, tokenizer, config.max_length)
     for name, encoded in (("training", train_set), ("evaluation", eval_set)):
+        if encoded.note:
+            say(f"{name} examples: {encoded.note}")
         if encoded.truncated:
             say(f"{encoded.truncated} of {len(encoded)} {name} examples were longer than --max-length "
                 f"{config.max_length} tokens and were truncated")
