@@ -59,8 +59,9 @@ class Column(Sequence):
             return self.array.slice(rows.start, len(rows))
         if len(rows) == 0:
             return self.array.slice(0, 0)
-        rows = np.asarray(rows, dtype=np.int64)  # a take from the span they cover: over the whole array, a take
-        first = int(rows.min())  # costs the whole array
+        # a take from the span the rows cover: a take from the whole array costs the whole array
+        rows = np.asarray(rows, dtype=np.int64)
+        first = int(rows.min())
         return self.array.slice(first, int(rows.max()) - first + 1).take(pa.array(rows - first))
 
     def whole(self) -> pa.ChunkedArray:
@@ -78,7 +79,7 @@ class Column(Sequence):
         return Column(self.array, self.origin, np.asarray(self.table_rows(positions), dtype=np.int64), self.prefix)
 
     def identity(self) -> str:
-        """Which stored rows this view holds, for a cache key: the file, and a digest of the rows (None: all)."""
+        """Which stored rows this view holds, for a cache key: the file, and a digest of the rows ("all": all)."""
         rows = "all" if self.rows is None else hashlib.sha256(self.rows.tobytes()).hexdigest()
         return f"{self.origin}|{rows}"
 

@@ -56,10 +56,15 @@ class Examples:
 
     def subset(self, indices) -> "Examples":
         """Some examples, in the order given (stored columns: a view, not a copy)."""
-        pick = lambda values: None if values is None else values.take(indices) if isinstance(values, Column) else \
-            [values[i] for i in indices]
-        return replace(self, texts=pick(self.texts), pairs=pick(self.pairs), labels=pick(self.labels),
-                       positions=pick(self.positions), words=pick(self.words), offsets=pick(self.offsets))
+        return replace(self, **{name: picked(getattr(self, name), indices)
+                                for name in ("texts", "pairs", "labels", "positions", "words", "offsets")})
+
+
+def picked(values: Sequence | None, indices) -> Sequence | None:
+    """The values at some indices, in the order given: of a stored column, a view."""
+    if values is None:
+        return None
+    return values.take(indices) if isinstance(values, Column) else [values[i] for i in indices]
 
 
 def distinct_labels(labels: Sequence) -> Sequence:
@@ -290,11 +295,10 @@ def names_only_in(examples: Examples, train_idx: np.ndarray, eval_idx: np.ndarra
     if examples.labels is None:
         return set(), np.zeros(0, dtype=np.int64)
     seen = set()
-    for label in distinct_labels(examples.subset(train_idx).labels):
+    for label in distinct_labels(picked(examples.labels, train_idx)):
         seen |= names_of(label)
     kept, moved = set(), []
-    held_out = examples.subset(eval_idx).labels
-    for i, label in zip(eval_idx, held_out):
+    for i, label in zip(eval_idx, picked(examples.labels, eval_idx)):
         if not names_of(label) <= seen:
             kept |= names_of(label) - seen
             seen |= names_of(label)

@@ -70,12 +70,12 @@ def windows(tokenizer, texts: list[str], pairs: None, max_length: int) -> ReadTe
     split = tokenizer([texts[i] for i in long], truncation=True, max_length=max_length, stride=max_length // SHARED,
                       return_overflowing_tokens=True)
     keys = [k for k in split.keys() if k != "overflow_to_sample_mapping"]
-    windows_of = {i: [] for i in long}
+    split_of = {i: [] for i in long}
     for row, j in enumerate(split["overflow_to_sample_mapping"]):
-        windows_of[long[j]].append({k: split[k][row] for k in keys})
-    read = [(i, window) for i, feature in enumerate(features) for window in windows_of.get(i, [feature])]
-    return ReadTexts([window for _, window in read], [i for i, _ in read],
-                     sum(len(windows) > 1 for windows in windows_of.values()))
+        split_of[long[j]].append({k: split[k][row] for k in keys})
+    per_text = [split_of.get(i, [feature]) for i, feature in enumerate(features)]
+    return ReadTexts([window for each in per_text for window in each], [i for i, each in enumerate(per_text) for _ in each],
+                     sum(len(each) > 1 for each in split_of.values()))
 
 
 def head_and_tail(tokenizer, texts: list[str], pairs: None, max_length: int) -> ReadTexts:
