@@ -11,11 +11,14 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from conftest import data_file, last_paragraph_documents, write_csv
 
 import stellartune
 from stellartune.config import TrainConfig
+from stellartune.data import columnar
 from stellartune.errors import StellarError
 from stellartune.training.recipe import prepare_data
 
@@ -65,8 +68,10 @@ def test_the_store_is_reused_and_made_again_when_the_file_changes_by_one_byte(tm
     assert any("reused the rows read and checked before" in line for line in again)
     assert sum("reused the token ids" in line for line in again) == 2
     assert not any(": tokenized " in line for line in again)
-    entries = sorted(path.name for path in store.iterdir())
-    assert len(entries) == 3
+    entries = {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
+    # the rows, the two sets' token ids, the held-out split and the overlap counts, each read back, not made again
+    assert sorted(name.split("-")[0] for name in entries) == ["examples", "overlap", "split", "tokens", "tokens"]
+    assert entries == {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
 
     content = train.read_bytes()
     changed = content.replace(b"review 7: a fine film", b"review 7: a fine filn")
@@ -77,7 +82,7 @@ def test_the_store_is_reused_and_made_again_when_the_file_changes_by_one_byte(tm
     assert sum(": tokenized " in line for line in after) == 2
     texts = list(prepared.data.train.texts) + list(prepared.data.eval.texts)
     assert "review 7: a fine filn" in texts and "review 7: a fine film" not in texts
-    assert len(list(store.iterdir())) == 6
+    assert len(list(store.iterdir())) == 10
 
 
 def test_a_bad_row_deep_in_a_large_file_is_named_by_its_line(tmp_path):
@@ -91,3 +96,28 @@ def test_a_bad_row_deep_in_a_large_file_is_named_by_its_line(tmp_path):
         prepare_data(TrainConfig(train=str(path), data_cache=str(tmp_path / "store"), progress=False), print)
     assert str(info.value) == f'{path}, line {bad_line}, column "text": empty text'
     assert not any((tmp_path / "store").iterdir()), "a file that failed its checks left an entry in the store"
+
+
+def resident_kb(path: Path) -> int:
+    """The kilobytes of `path`'s mapping resident in this process (Linux's /proc/self/smaps)."""
+    lines = Path("/proc/self/smaps").read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.endswith(str(path))]
+    return sum(int(line.split()[1]) for i in starts for line in lines[i + 1:i + 8] if line.startswith("Rss:"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads resident memory from Linux's /proc")
+def test_reading_every_stored_row_keeps_resident_memory_flat(tmp_path, monkeypatch):
+    with open(data_file("sst2/train.tsv"), encoding="utf-8") as handle:
+        sentences = [line.split("\t")[0] for line in handle.read().splitlines()[1:]] * 6  # about 23 MB
+    path = tmp_path / "texts.arrow"
+    table = pa.table({"text": sentences})
+    with pa.ipc.new_file(str(path), table.schema) as writer:
+        writer.write_table(table, max_chunksize=100_000)
+    monkeypatch.setattr(columnar, "RESIDENT_BUDGET", 4 << 20)
+    texts = columnar.Column(columnar.MappedFile(path), "text")
+    assert sum(map(len, texts)) == sum(map(len, sentences))  # every row read, in order
+    read_in_order = resident_kb(path)
+    picked = texts.take(np.random.default_rng(0).permutation(len(sentences))[:3000])
+    assert [picked[i] for i in range(len(picked))] == [sentences[i] for i in picked.rows]  # as training reads rows
+    assert path.stat().st_size > 20 << 20
+    assert read_in_order < 8 << 10 and resident_kb(path) < 8 << 10  # at most the budget and the pages of a read

@@ -67,6 +67,15 @@ def picked(values: Sequence | None, indices) -> Sequence | None:
     return values.take(indices) if isinstance(values, Column) else [values[i] for i in indices]
 
 
+def remembered(examples: Examples, kind: str, settings: str | None, compute: Callable[[], dict[str, np.ndarray]]
+               ) -> dict[str, np.ndarray]:
+    """What `compute` returns from the examples and `settings` (arrays by name): kept in the examples' store,
+    and read back by the next run, when they are stored (and `settings` is not None); else computed."""
+    if settings is None or examples.store is None or not isinstance(examples.texts, Column):
+        return compute()
+    return examples.store.remembered(kind, f"{examples.texts.identity()}|{settings}", compute)
+
+
 def distinct_labels(labels: Sequence) -> Sequence:
     """Labels whose names together are the names of all `labels` (stored ones without a Python object per row:
     each distinct label, or of lists of names each distinct name as a one-name list)."""
@@ -260,26 +269,33 @@ def split_examples(examples: Examples, fraction: float, seed: int, stratify: boo
     label names (`names_of`) no training example has stays in training: a held-out example the model
     never had an output for would be scored as the user's mistake. Returns (training, evaluation,
     the names kept in training that way)."""
+    source = examples.positions[0].rsplit(", ", 1)[0]
+    if int(len(examples) * fraction) < 1:
+        raise StellarError(f"{source}: {len(examples)} rows are too few to hold out {fraction:.0%} for evaluation; "
+                           "give --eval data")
+    split = remembered(examples, "split", f"{fraction}|{seed}|{stratify}",
+                       lambda: drawn_split(examples, fraction, seed, stratify, names_of))
+    if not len(split["eval"]):
+        raise StellarError(f"{source}: no example can be held out for evaluation: each has a label "
+                           f"({some([str(name) for name in split['kept']], 4)}) seen in no other example; give --eval data")
+    return examples.subset(split["train"]), examples.subset(split["eval"]), [str(name) for name in split["kept"]]
+
+
+def drawn_split(examples: Examples, fraction: float, seed: int, stratify: bool, names_of) -> dict[str, np.ndarray]:
+    """split_examples' rows: {"train": rows, "eval": rows, "kept": the label names kept in training}."""
     from sklearn.model_selection import train_test_split
 
-    indices = np.arange(len(examples))
     strata = None
     if stratify and examples.labels is not None:
         strata = stratum_codes(examples.labels)
         counts = np.bincount(strata)
         if counts.min() < 2 or len(counts) > fraction * len(examples):
             strata = None
-    source = examples.positions[0].rsplit(", ", 1)[0]
-    if int(len(indices) * fraction) < 1:
-        raise StellarError(f"{source}: {len(indices)} rows are too few to hold out {fraction:.0%} for evaluation; "
-                           "give --eval data")
-    train_idx, eval_idx = train_test_split(indices, test_size=fraction, random_state=seed, stratify=strata)
+    train_idx, eval_idx = train_test_split(np.arange(len(examples)), test_size=fraction, random_state=seed,
+                                           stratify=strata)
     kept, moved = names_only_in(examples, np.sort(train_idx), np.sort(eval_idx), names_of)
-    train_idx, eval_idx = np.sort(np.concatenate([train_idx, moved])), np.setdiff1d(eval_idx, moved)
-    if not len(eval_idx):
-        raise StellarError(f"{source}: no example can be held out for evaluation: each has a label ({some(sorted(kept), 4)}) "
-                           "seen in no other example; give --eval data")
-    return examples.subset(train_idx), examples.subset(eval_idx), sorted(kept)
+    return {"train": np.sort(np.concatenate([train_idx, moved])), "eval": np.setdiff1d(eval_idx, moved),
+            "kept": np.array(sorted(kept), dtype=str)}
 
 
 def stratum_codes(labels: Sequence) -> np.ndarray:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .columnar import Column
-from .examples import Examples
+from .examples import Examples, remembered
 
 KEY_BATCH = 65536  # rows compared at a time
 WARN_SHARE = 0.01  # above this share of shared rows the log warns: one in a hundred moves accuracy a point
@@ -24,13 +25,10 @@ class Overlap:
 
     @classmethod
     def between(cls, train: Examples, evaluation: Examples) -> "Overlap":
-        """Training rows are read a batch at a time and compared in Arrow: the memory of the evaluation set,
-        and seconds for ten million training rows."""
-        keys = pa.chunked_array(list(row_keys(evaluation)), type=pa.string())
-        distinct = pc.unique(keys)
-        seen = [pc.unique(batch.filter(pc.is_in(batch, value_set=distinct))) for batch in row_keys(train)]
-        found = pc.unique(pa.chunked_array(seen, type=pa.string()))
-        return cls(pc.sum(pc.is_in(keys, value_set=found)).as_py() or 0, len(keys) - len(distinct), len(keys))
+        """Counted once for stored examples (the next run reads the counts from the store)."""
+        stored = evaluation.texts.identity() if isinstance(evaluation.texts, Column) else None
+        counts = remembered(train, "overlap", stored, lambda: counted(train, evaluation))["counts"]
+        return cls(*(int(count) for count in counts))
 
     @property
     def worrying(self) -> bool:
@@ -43,6 +41,17 @@ class Overlap:
         if self.worrying:
             text += "; the evaluation scores overstate what the model does on new data: remove those rows"
         return text
+
+
+def counted(train: Examples, evaluation: Examples) -> dict[str, np.ndarray]:
+    """Overlap's counts: training rows are read a batch at a time and compared in Arrow, in the memory of the
+    evaluation set and seconds for ten million training rows."""
+    keys = pa.chunked_array(list(row_keys(evaluation)), type=pa.string())
+    distinct = pc.unique(keys)
+    seen = [pc.unique(batch.filter(pc.is_in(batch, value_set=distinct))) for batch in row_keys(train)]
+    found = pc.unique(pa.chunked_array(seen, type=pa.string()))
+    shared = pc.sum(pc.is_in(keys, value_set=found)).as_py() or 0
+    return {"counts": np.array([shared, len(keys) - len(distinct), len(keys)])}
 
 
 def row_keys(examples: Examples) -> Iterator[pa.Array]:

@@ -22,16 +22,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
 from ..atomic import as_os_error, atomic_file, is_write_fault, write_fault
-from .columnar import Column, FeatureRows, open_table
+from .columnar import Column, FeatureRows, MappedFile
 from .encoded import ReadTexts
 from .examples import Columns, Examples
 from .readers import Table
 
 CHUNK_ROWS = 100_000  # rows read, checked and written at a time (and what --task auto looks at)
+TOKEN_BATCH = 65_536  # token-id rows per record batch of a stored file
 FORMAT = "1"  # what the stored files hold: a new value when that changes
 LABEL_TYPES = {"single": pa.string(), "list": pa.list_(pa.string()), "number": pa.float64()}
 
@@ -86,6 +88,18 @@ class Store:
                     f"texts/s), stored in {path}")
         return open_tokens(path, note)
 
+    def remembered(self, kind: str, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """What `compute` returns (arrays by name; a held-out split, counts of shared rows), stored under `kind`
+        and `key` (what it was computed from): computed once for them, read back by the next run."""
+        path = self.folder / f"{kind}-{digest(FORMAT, key)}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as stored:
+                return dict(stored)
+        arrays = compute()
+        with stored_file(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+        return arrays
+
 
 @contextlib.contextmanager
 def stored_file(path: Path) -> Iterator[Path]:
@@ -132,42 +146,60 @@ def examples_batch(examples: Examples, positions: list[str], label_type: pa.Data
 
 
 def open_examples(path: Path, source: str) -> Examples:
-    table = open_table(path)
-    column = lambda name: Column(table.column(name), str(path)) if name in table.column_names else None
-    columns = Columns(**json.loads(table.schema.metadata[b"columns"]))
-    return Examples(column("text"), column("pair"), column("label"),
-                    Column(table.column("position"), str(path), prefix=f"{source}, "), columns)
+    file = MappedFile(path)
+    column = lambda name: Column(file, name) if name in file.table.column_names else None
+    columns = Columns(**json.loads(file.table.schema.metadata[b"columns"]))
+    return Examples(column("text"), column("pair"), column("label"), Column(file, "position", prefix=f"{source}, "),
+                    columns)
 
 
 def write_tokens(path: Path, parts: Iterable[tuple[int, ReadTexts]], texts: int, progress: bool) -> None:
-    """Each chunk's token ids as one record batch; how many of its texts were cut goes in the batch's metadata."""
+    """Consecutive chunks' token ids, in record batches of TOKEN_BATCH features or more (few batches: opening
+    the file reads each batch's header); how many of its texts were cut goes in each batch's metadata."""
     writer = None
     progress = tqdm(total=texts, desc="tokenizing", unit=" texts", dynamic_ncols=True,
                     disable=None if progress else True)
     with stored_file(path) as tmp:
         try:
-            for start, part in parts:
-                names = [name for name in part.features[0] if name != "attention_mask"]
-                columns = {name: pa.array([f[name] for f in part.features], type=pa.list_(pa.int32())) for name in names}
-                if part.text_of is not None:
-                    columns["text_of"] = pa.array([start + t for t in part.text_of], type=pa.int64())
-                batch = pa.record_batch(list(columns.values()), names=list(columns))
+            for batch, cut in grouped_batches(parts, progress):
                 writer = writer or pa.ipc.new_file(str(tmp), batch.schema)
-                writer.write_batch(batch, custom_metadata={"cut": str(part.cut)})
-                progress.update(len(set(part.text_of)) if part.text_of is not None else len(part.features))
+                writer.write_batch(batch, custom_metadata={"cut": str(cut)})
         finally:
             progress.close()
             if writer is not None:
                 writer.close()
 
 
+def grouped_batches(parts: Iterable[tuple[int, ReadTexts]], progress) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """The chunks' token ids as record batches of TOKEN_BATCH features or more, each with its texts cut."""
+    pending, cut = [], 0
+    for start, part in parts:
+        pending.append(tokens_batch(start, part))
+        cut += part.cut
+        progress.update(len(set(part.text_of)) if part.text_of is not None else len(part.features))
+        if sum(batch.num_rows for batch in pending) >= TOKEN_BATCH:
+            yield pa.concat_batches(pending), cut
+            pending, cut = [], 0
+    if pending:
+        yield pa.concat_batches(pending), cut
+
+
+def tokens_batch(start: int, part: ReadTexts) -> pa.RecordBatch:
+    """One chunk's token ids (the attention mask is all ones: not stored); `text_of` counts from the first text."""
+    names = [name for name in part.features[0] if name != "attention_mask"]
+    columns = {name: pa.array([f[name] for f in part.features], type=pa.list_(pa.int32())) for name in names}
+    if part.text_of is not None:
+        columns["text_of"] = pa.array([start + t for t in part.text_of], type=pa.int64())
+    return pa.record_batch(list(columns.values()), names=list(columns))
+
+
 def open_tokens(path: Path, note: str) -> ReadTexts:
-    reader = pa.ipc.open_file(pa.memory_map(str(path)))
+    file = MappedFile(path)
+    reader = file.reader
     cut = sum(int(reader.get_batch_with_custom_metadata(i)[1][b"cut"]) for i in range(reader.num_record_batches))
-    table = reader.read_all()
-    split = "text_of" in table.column_names and cut  # windows, and a text long enough to be split (ReadTexts.joined)
-    text_of = table.column("text_of").to_numpy().copy() if split else None  # a copy: torch indexes with it
-    rows = FeatureRows(table)
+    split = "text_of" in file.table.column_names and cut  # windows, and a text long enough to be split
+    text_of = file.table.column("text_of").to_numpy().copy() if split else None  # a copy: torch indexes with it
+    rows = FeatureRows(file)
     return ReadTexts(rows, text_of, cut, rows.lengths(), note)
 
 
