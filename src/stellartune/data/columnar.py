@@ -76,7 +76,11 @@ class Column(Sequence):
 
     def table_rows(self, positions) -> np.ndarray | range:
         """The table rows at these positions of the view."""
-        return positions if self.rows is None else self.rows[np.asarray(positions, dtype=np.int64)]
+        if self.rows is None:
+            return positions
+        if isinstance(positions, range) and positions.step > 0:  # a slice: no array of ten million positions
+            return self.rows[positions.start:positions.stop:positions.step]
+        return self.rows[np.asarray(positions, dtype=np.int64)]
 
     def values(self, positions) -> list:
         """The values at some positions (a range or an array of them) as a list of Python objects."""
@@ -131,12 +135,15 @@ class Column(Sequence):
 def taken(array: pa.ChunkedArray, rows: np.ndarray) -> pa.ChunkedArray:
     """`array`'s values at `rows`, in that order, each taken from its own chunk: a take from a chunked array
     joins all its chunks first, copying (and reading from disk) the whole column for a few rows."""
-    order = np.argsort(rows, kind="stable")
+    ascending = bool(np.all(rows[1:] >= rows[:-1]))  # a held-out split's views are: no sorting back
+    order = None if ascending else np.argsort(rows, kind="stable")
+    ordered = rows if ascending else rows[order]
     starts = np.cumsum([0] + [len(chunk) for chunk in array.chunks])
-    per_chunk = np.split(rows[order], np.searchsorted(rows[order], starts[1:-1]))
+    per_chunk = np.split(ordered, np.searchsorted(ordered, starts[1:-1]))
     pieces = [chunk.take(pa.array(part - start)) for chunk, start, part in zip(array.chunks, starts, per_chunk)
               if len(part)]
-    return pa.chunked_array([pa.concat_arrays(pieces).take(pa.array(np.argsort(order)))], type=array.type)
+    values = pa.concat_arrays(pieces)
+    return pa.chunked_array([values if ascending else values.take(pa.array(np.argsort(order)))], type=array.type)
 
 
 class FeatureRows(Sequence):
