@@ -152,8 +152,8 @@ class Task(Objective):
     def labeled_examples(cls, source, columns: Columns, delimiter: str = ",", tag_column: int = -1,
                          store: Store | None = None) -> Examples:
         """Labeled examples of `source` in the columns training used, unless it names others (training,
-        evaluation and calibration data, `stellartune evaluate`); a data file is read through the store in
-        `store` when the task takes stored examples, a chunk at a time."""
+        evaluation and calibration data); a data file is read through the store in `store` when the task
+        takes stored examples, a chunk at a time."""
         stored = store is not None and cls.stored and is_data_file(source)
         tables = cls.read_chunks(source, CHUNK_ROWS if stored else None, tag_column)
         first = next(tables)
