@@ -275,10 +275,11 @@ def split_examples(examples: Examples, fraction: float, seed: int, stratify: boo
                            "give --eval data")
     split = remembered(examples, "split", f"{fraction}|{seed}|{stratify}",
                        lambda: drawn_split(examples, fraction, seed, stratify, names_of))
+    kept = [str(name) for name in split["kept"]]
     if not len(split["eval"]):
         raise StellarError(f"{source}: no example can be held out for evaluation: each has a label "
-                           f"({some([str(name) for name in split['kept']], 4)}) seen in no other example; give --eval data")
-    return examples.subset(split["train"]), examples.subset(split["eval"]), [str(name) for name in split["kept"]]
+                           f"({some(kept, 4)}) seen in no other example; give --eval data")
+    return examples.subset(split["train"]), examples.subset(split["eval"]), kept
 
 
 def drawn_split(examples: Examples, fraction: float, seed: int, stratify: bool, names_of) -> dict[str, np.ndarray]:
