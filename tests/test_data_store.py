@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import data_file, last_paragraph_documents, write_csv
+from conftest import data_file, last_paragraph_documents, tsv_slice, write_csv
 
 import stellartune
 from stellartune.config import TrainConfig
@@ -50,7 +50,7 @@ def test_a_stored_file_trains_loss_for_loss_as_its_rows_in_memory(tmp_path, rows
     assert stored.metrics == in_memory.metrics
 
 
-def prepared_log(train: Path, store: Path) -> tuple[list[str], object]:
+def prepared_log(train: Path | str, store: Path) -> tuple[list[str], object]:
     said = []
     prepared = prepare_data(TrainConfig(train=str(train), data_cache=str(store), progress=False),
                             said.append)
@@ -83,6 +83,41 @@ def test_the_store_is_reused_and_made_again_when_the_file_changes_by_one_byte(tm
     texts = list(prepared.data.train.texts) + list(prepared.data.eval.texts)
     assert "review 7: a fine filn" in texts and "review 7: a fine film" not in texts
     assert len(list(store.iterdir())) == 10
+
+
+def test_a_saved_dataset_is_read_through_the_store_and_made_again_when_it_changes(tmp_path):
+    import datasets
+
+    rows, folder, store = stsb_rows(160), tmp_path / "saved", tmp_path / "store"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(folder))
+    settings = dict(max_steps=4, log_steps=1, eval_steps=4, batch_size=8, progress=False, seed=5)
+    stored = stellartune.fit(train=f"{folder}:train", output=str(tmp_path / "stored"), data_cache=str(store),
+                             **settings)
+    in_memory = stellartune.fit(train=rows, output=str(tmp_path / "in-memory"), **settings)
+    assert len(step_losses(tmp_path / "stored")) == 4
+    assert step_losses(tmp_path / "stored") == step_losses(tmp_path / "in-memory") and stored.metrics == in_memory.metrics
+    said, _ = prepared_log(f"{folder}:train", store)
+    assert any("reused the rows read and checked before" in line for line in said)
+
+    rows[7]["sentence1"] += " (changed)"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(folder))
+    said, prepared = prepared_log(f"{folder}:train", store)
+    assert any("read and checked 160 rows" in line for line in said)
+    assert rows[7]["sentence1"] in list(prepared.data.train.texts) + list(prepared.data.eval.texts)
+
+
+def test_evaluate_reads_a_file_through_the_store_and_reuses_it(tmp_path, few_shot_runs):
+    dev, store = tsv_slice(data_file("sst2/dev.tsv"), tmp_path / "dev.tsv", 300), tmp_path / "store"
+    model = stellartune.load(next(iter(few_shot_runs.values())))  # answers both classes: a comparison that counts
+    in_memory = model.evaluate(str(dev), data_cache="off")
+    assert not store.exists()
+    stored = stellartune.evaluate(model, str(dev), data_cache=str(store))
+    entries = {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
+    assert sorted(name.split("-")[0] for name in entries) == ["examples", "tokens"]
+    assert stored == in_memory
+    assert all(sum(column) for column in zip(*stored["confusion_matrix"]))  # both classes predicted
+    assert model.evaluate(str(dev), data_cache=str(store)) == in_memory
+    assert entries == {path.name: path.stat().st_mtime_ns for path in store.iterdir()}  # read back, not made again
 
 
 def test_a_bad_row_deep_in_a_large_file_is_named_by_its_line(tmp_path):

@@ -156,6 +156,38 @@ def pretrained_run(imdb_corpus):
     return output
 
 
+def step_losses(run) -> list[float]:
+    return [record["loss"] for record in map(json.loads, (run / "log.jsonl").read_text().splitlines())
+            if "loss" in record]
+
+
+@pytest.mark.parametrize("packing", [True, False], ids=["packed", "line-by-line"])
+def test_a_stored_corpus_pretrains_loss_for_loss_as_in_memory_and_is_reused(imdb_corpus, tmp_path, monkeypatch,
+                                                                            caplog, packing):
+    import stellartune
+    from stellartune.pretraining import blocks as blocks_module
+
+    monkeypatch.setattr(blocks_module, "DOCUMENT_CHUNK", 7)  # blocks packed across many stored chunks
+    caplog.set_level(logging.INFO, logger="stellartune")
+    corpus, store = imdb_corpus / "train.txt", tmp_path / "store"
+    settings = dict(max_length=64, batch_size=8, max_steps=3, log_steps=1, eval_steps=3, progress=False,
+                    packing=packing)
+    stored = stellartune.pretrain(train=str(corpus), output=str(tmp_path / "stored"), data_cache=str(store), **settings)
+    entries = {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
+    assert sorted(name.split("-")[0] for name in entries) == ["examples", "tokens", "tokens"]
+    records = [{"text": line} for line in corpus.read_text(encoding="utf-8").split("\n") if line]
+    in_memory = stellartune.pretrain(train=records, output=str(tmp_path / "in-memory"), **settings)
+    assert len(step_losses(tmp_path / "stored")) == 3
+    assert step_losses(tmp_path / "stored") == step_losses(tmp_path / "in-memory") and stored == in_memory
+
+    caplog.clear()
+    again = stellartune.pretrain(train=str(corpus), output=str(tmp_path / "again"), data_cache=str(store), **settings)
+    assert again == stored
+    assert "reused the rows read and checked before" in caplog.text
+    assert caplog.text.count("reused the token ids") == 2
+    assert entries == {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
+
+
 def test_short_imdb_pretraining_lowers_held_out_mlm_loss(pretrained_run):
     metrics = json.loads((pretrained_run / "metrics.json").read_text())
     assert metrics["steps"] == 6

@@ -63,11 +63,13 @@ def load(path: str | Path, device: str | None = None) -> FineTunedModel:
 
 def evaluate(model: str | Path | FineTunedModel, data, batch_size: int = 64, tag_column: int = -1,
              precision: str | None = None, text_column: str | None = None, text_pair_column: str | None = None,
-             label_column: str | None = None) -> dict:
+             label_column: str | None = None, data_cache: str = "auto") -> dict:
     """The metrics of a model (a run folder, an exported folder or a loaded model) on labelled data: a file, a
-    dataset or a list of records, read with the training columns unless others are named."""
+    dataset or a list of records, read with the training columns unless others are named (a large file through
+    the store of `data_cache`, as `fit` reads one)."""
     model = model if isinstance(model, FineTunedModel) else load(model)
-    return model.evaluate(data, batch_size, tag_column, precision, text_column, text_pair_column, label_column)
+    return model.evaluate(data, batch_size, tag_column, precision, text_column, text_pair_column, label_column,
+                          data_cache)
 
 
 def predict(model: str | Path | FineTunedModel, texts, pairs=None, batch_size: int = 64,

@@ -29,8 +29,8 @@ class TqdmHandler(logging.Handler):
         tqdm.write(self.format(record), file=sys.stderr)
 
 
-# The column flags of train that evaluate and predict take too (unset: the columns the model was trained on)
-EVALUATE_COLUMNS = ("text_column", "text_pair_column", "label_column", "tag_column")
+# The flags of train that evaluate and predict take too (unset columns: those the model was trained on)
+EVALUATE_SETTINGS = ("text_column", "text_pair_column", "label_column", "tag_column", "data_cache")
 PREDICT_COLUMNS = ("text_column", "text_pair_column")
 SERVE_SETTINGS = tuple(f.name for f in dataclasses.fields(ServeSettings))
 TUNE_SETTINGS = tuple(f.name for f in dataclasses.fields(TuneSettings))
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="Run folder (or its model/ folder).")
     evaluate.add_argument("--data", required=True, help="Labeled file or dataset, with the training columns.")
     evaluate.add_argument("--output", default="metrics.json", help="Where to write the metrics (default: metrics.json).")
-    add_config_flags(evaluate, only=EVALUATE_COLUMNS)
+    add_config_flags(evaluate, only=EVALUATE_SETTINGS)
     add_inference_flags(evaluate)
 
     predict = commands.add_parser("predict", help="Label new texts.")
@@ -195,8 +195,9 @@ def run_evaluate(args) -> None:
     from .evaluation.report import metrics_report
 
     model = load(args.model)
-    columns = {name: getattr(args, name, None) for name in EVALUATE_COLUMNS if name != "tag_column"}
-    metrics = model.evaluate(args.data, args.batch_size, getattr(args, "tag_column", -1), args.precision, **columns)
+    columns = {name: getattr(args, name, None) for name in ("text_column", "text_pair_column", "label_column")}
+    metrics = model.evaluate(args.data, args.batch_size, getattr(args, "tag_column", -1), args.precision, **columns,
+                             data_cache=getattr(args, "data_cache", "auto"))
     print(metrics_report(metrics, model.labels))
     Path(args.output).write_text(json.dumps(metrics, indent=2))
     print(f"\nwrote {args.output}")

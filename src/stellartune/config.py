@@ -9,6 +9,7 @@ defaults < YAML file < command-line flags (or keyword arguments).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import typing
 from dataclasses import dataclass, field, fields
@@ -21,6 +22,11 @@ from .task_registry import task_names
 
 # Settings that take data: a path or dataset name, or in the Python API a list of dicts or a DataFrame.
 DATA_SETTINGS = ("train", "eval", "calibration")
+
+
+def cache_dir() -> Path:
+    """Where stellartune keeps what it makes once and reuses (encoders, cached features, stored data)."""
+    return Path(os.environ.get("STELLARTUNE_CACHE", Path.home() / ".cache" / "stellartune"))
 
 
 def describe_data(value):
@@ -43,7 +49,7 @@ class TrainConfig:
     train: str | None = setting(None, "Training data: CSV/TSV/JSON/JSONL/Parquet file, a saved Hugging Face dataset folder, or hf:NAME[@CONFIG][:SPLIT].")
     eval: str | None = setting(None, "Evaluation data (same formats). When absent, --eval-split of the training data is held out.")
     output: str = setting("runs/latest", "Run folder: config, logs, metrics, predictions, checkpoints and the final model.")
-    data_cache: str = setting("auto", "Where training and evaluation files of classification, multi-label and regression are stored once read and tokenized, keyed by their content, the tokenizer and the settings that read them: a later run on the same data reuses them (a file changed by one byte is read again). A folder; auto: $STELLARTUNE_CACHE/data, else ~/.cache/stellartune/data; off: read and tokenize in memory every run. Deleting the folder is always safe.")
+    data_cache: str = setting("auto", "Where data files are stored once read and tokenized (those of classification, multi-label and regression, and pretraining corpora), keyed by their content, the tokenizer and the settings that read them: a later run on the same data reuses them (a file changed by one byte is read again). A folder; auto: $STELLARTUNE_CACHE/data, else ~/.cache/stellartune/data; off: read and tokenize in memory every run. Deleting the folder is always safe.")
     task: str = setting("auto", "auto: CoNLL files or token/tag lists -> ner; SQuAD files or question + context columns -> qa; else from the label column (floats -> regression, lists or delimited labels -> multi-label, else classification).",
                         choices=lambda: ("auto", *task_names()))
     # --- columns -----------------------------------------------------------------------
@@ -322,6 +328,7 @@ class PretrainConfig:
     eval: str | None = setting(None, "Held-out text (same formats). When absent, --eval-split of the documents is held out.")
     output: str = like("output", "runs/pretrain", "Run folder: config, logs, metrics, checkpoints, and the model (model/, for --model of stellartune train).")
     text_column: str | None = like("text_column")
+    data_cache: str = like("data_cache")
     eval_split: float = like("eval_split", 0.05, "Fraction of the documents held out (seeded) when no --eval is given.")
     max_length: int = setting(128, "Tokens per block, special tokens included.")
     packing: bool = setting(True, "Pack documents into full blocks, across document boundaries; --no-packing: one block per document, truncated.")

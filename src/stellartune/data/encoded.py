@@ -43,6 +43,14 @@ class ReadTexts:
     cut: int  # texts longer than max_length (cut, or split into windows)
     lengths: Sequence[int] | None = None  # tokens of each feature (joined and stored token ids)
     note: str | None = None  # where the token ids are stored, or that they were reused (said in the log)
+    texts: int | None = None  # how many texts the features are of, where not one per feature or per text_of
+    # entry (pretraining packs several documents into a block): what a progress bar counts
+
+    @property
+    def text_count(self) -> int:
+        if self.texts is not None:
+            return self.texts
+        return len(set(self.text_of)) if self.text_of is not None else len(self.features)
 
     @property
     def weights(self) -> torch.Tensor | None:

@@ -20,6 +20,7 @@ from typing import BinaryIO
 from ..errors import StellarError, some
 
 csv.field_size_limit(1 << 30)
+DATASET_BATCH = 1000  # rows of a Hugging Face dataset read at a time
 
 
 @dataclass
@@ -64,11 +65,8 @@ def read_chunks(source, rows: int | None) -> Iterator[Table]:
         yield Table.from_records(source)
         return
     text = str(source)
-    if text.startswith("hf:"):
-        yield read_hub_dataset(text)
-        return
-    if is_saved_dataset(text):
-        yield read_saved_dataset(text)
+    if text.startswith("hf:") or is_saved_dataset(text):
+        yield from dataset_tables(load_dataset(text), text, rows)
         return
     path = Path(text)
     if not path.exists():
@@ -86,6 +84,18 @@ def is_data_file(source) -> bool:
     if not isinstance(source, (str, Path)) or str(source) == "-" or str(source).startswith("hf:"):
         return False
     return Path(source).is_file() and Path(source).suffix.lower() in READERS
+
+
+def content_files(source) -> list[Path] | None:
+    """The files whose bytes are all of `source`'s content (what the store keys its copy by): a data file, or
+    the Arrow files of a Hugging Face dataset, saved or downloaded; None where there are none (records, stdin,
+    a dataset held in memory)."""
+    if is_data_file(source):
+        return [Path(source)]
+    if not isinstance(source, (str, Path)) or not (str(source).startswith("hf:") or is_saved_dataset(str(source))):
+        return None
+    files = [Path(f["filename"]) for f in load_dataset(str(source)).cache_files]
+    return files or None
 
 
 def no_data_rows(table: Table) -> StellarError:
@@ -341,11 +351,22 @@ def is_saved_dataset(text: str) -> bool:
     return folder.is_dir() and any((folder / n).exists() for n in ("dataset_info.json", "dataset_dict.json", "state.json"))
 
 
-def dataset_table(dataset, source: str) -> Table:
-    return next(records_tables(source, ((r, f"record {i + 1}") for i, r in enumerate(dataset)), None))
+def dataset_tables(dataset, source: str, rows: int | None) -> Iterator[Table]:
+    """A Hugging Face dataset's rows as tables, read a batch of columns at a time (not an object per value)."""
+    def numbered_rows():
+        for start, batch in zip(itertools.count(0, DATASET_BATCH), dataset.iter(batch_size=DATASET_BATCH)):
+            for offset, values in enumerate(zip(*batch.values())):
+                yield dict(zip(batch, values)), f"record {start + offset + 1}"
+
+    return records_tables(source, numbered_rows(), rows)
 
 
-def read_saved_dataset(text: str) -> Table:
+def load_dataset(text: str):
+    """A saved folder (FOLDER or FOLDER:SPLIT) or hf:NAME[@CONFIG][:SPLIT] as one Hugging Face dataset."""
+    return load_hub_dataset(text) if text.startswith("hf:") else load_saved_dataset(text)
+
+
+def load_saved_dataset(text: str):
     """A folder written by `Dataset.save_to_disk` (FOLDER or FOLDER:SPLIT for a DatasetDict)."""
     import datasets
 
@@ -357,10 +378,10 @@ def read_saved_dataset(text: str) -> Table:
         if split not in loaded:
             raise StellarError(f"{folder}: no split {split!r}; splits: {', '.join(loaded)}")
         loaded = loaded[split]
-    return dataset_table(loaded, text)
+    return loaded
 
 
-def read_hub_dataset(text: str) -> Table:
+def load_hub_dataset(text: str):
     """hf:NAME[@CONFIG][:SPLIT], e.g. hf:nyu-mll/glue@sst2:train (needs network or the HF cache)."""
     import datasets
 
@@ -368,10 +389,9 @@ def read_hub_dataset(text: str) -> Table:
     spec, _, split = spec.partition(":")
     name, _, config = spec.partition("@")
     try:
-        dataset = datasets.load_dataset(name, config or None, split=split or "train")
+        return datasets.load_dataset(name, config or None, split=split or "train")
     except Exception as e:  # offline, unknown name or split: datasets raises many types
         raise StellarError(f"{text}: cannot load Hugging Face dataset ({str(e).splitlines()[0]})") from None
-    return dataset_table(dataset, text)
 
 
 READERS = {".csv": read_delimited, ".tsv": read_delimited, ".txt": read_text_lines, ".json": read_json,

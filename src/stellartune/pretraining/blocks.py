@@ -13,19 +13,40 @@ that whole-word and span masking never split a word.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from ..data.encoded import ReadTexts
 from ..models.tokens import Piece, SpecialTokens, join, tokenize_pieces
 
 IS_NEXT, RANDOM_NEXT = 0, 1  # NSP labels, as BERT numbers them
+DOCUMENT_CHUNK = 10_000  # documents tokenized at a time when blocks are stored
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
+class Packer:
+    """Documents packed into full blocks as they come, a separator after each: what does not fill a block is
+    carried over to the next documents (`last`: the final, shorter block)."""
+
+    def __init__(self, special: SpecialTokens, max_length: int):
+        self.special, self.size = special, max_length - special.extra(pair=False)
+        self.rest = Piece([], [])
+
+    def blocks(self, pieces: list[Piece]) -> list[dict]:
+        separator = Piece([self.special.separator], [False])
+        stream = join([self.rest, *(part for piece in pieces for part in (piece, separator))])
+        full = len(stream) - len(stream) % self.size
+        self.rest = stream.cut(full)
+        return [self.special.wrap(stream.cut(start, start + self.size)) for start in range(0, full, self.size)]
+
+    def last(self) -> list[dict]:
+        return [self.special.wrap(self.rest)] if len(self.rest) else []
+
+
 def packed_blocks(pieces: list[Piece], special: SpecialTokens, max_length: int) -> list[dict]:
-    stream = join([part for piece in pieces for part in (piece, Piece([special.separator], [False]))])
-    size = max_length - special.extra(pair=False)
-    return [special.wrap(stream.cut(start, start + size)) for start in range(0, len(stream), size)]
+    packer = Packer(special, max_length)
+    return packer.blocks(pieces) + packer.last()
 
 
 def line_blocks(pieces: list[Piece], special: SpecialTokens, max_length: int) -> tuple[list[dict], int]:
@@ -114,3 +135,17 @@ def build_blocks(tokenizer, documents: list[str], max_length: int, packing: bool
     if packing:
         return packed_blocks(pieces, special, max_length), 0
     return line_blocks(pieces, special, max_length)
+
+
+def block_chunks(tokenizer, documents: Sequence[str], max_length: int, packing: bool) -> Iterator[tuple[int, ReadTexts]]:
+    """The blocks of consecutive chunks of documents (packed across chunks as across documents), each with
+    the index of its first document, how many documents it holds and how many were truncated: as
+    `build_blocks` makes them, a chunk at a time, to be stored (data/store.py)."""
+    special = SpecialTokens(tokenizer)
+    packer = Packer(special, max_length)
+    for start in range(0, len(documents), DOCUMENT_CHUNK):
+        pieces = tokenize_pieces(tokenizer, documents[start:start + DOCUMENT_CHUNK])
+        blocks, truncated = (packer.blocks(pieces), 0) if packing else line_blocks(pieces, special, max_length)
+        yield start, ReadTexts(blocks, None, truncated, texts=len(pieces))
+    if packing and (last := packer.last()):
+        yield len(documents), ReadTexts(last, None, 0, texts=0)

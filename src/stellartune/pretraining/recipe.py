@@ -11,12 +11,15 @@ import time
 import numpy as np
 
 from ..config import LoopConfig, PretrainConfig, describe_data
+from ..data.examples import Examples
+from ..data.store import Store
 from ..errors import StellarError
 from ..models import load_tokenizer, resolve_model
 from ..models.quiet import quiet_transformers
 from ..strategies import gradual_unfreezing
 from ..training.engine import Run, evaluate, train_model
 from ..training.lifecycle import close_run, run_folder, start_run
+from ..training.recipe import noted
 from .corpus import read_documents
 from .objectives import PretrainingModel, load_masked_lm
 from .task import PretrainingTask
@@ -29,8 +32,11 @@ def pretrain(config: PretrainConfig) -> dict:
     # ---- text
     if config.train is None:
         raise StellarError("--train is required: a .txt file (one document per line) or a table with a text column")
-    documents = read_documents(config.train, config.text_column)
-    held_out = read_documents(config.eval, config.text_column) if config.eval is not None else None
+    store = Store.at(config.data_cache, config.progress)
+    with accelerator.main_process_first():  # the others then map the files it stored, not copies of their own
+        documents = noted(read_documents(config.train, config.text_column, store), say)
+        held_out = (noted(read_documents(config.eval, config.text_column, store), say) if config.eval is not None
+                    else None)
     if held_out is None:
         documents, held_out = split_documents(documents, config.eval_split, config.seed)
         say(f"held out {len(held_out)} of {len(documents) + len(held_out)} documents for evaluation "
@@ -48,8 +54,12 @@ def pretrain(config: PretrainConfig) -> dict:
             say(f"{config.model} has no trained pretraining head: initialised {', '.join(new_heads)}"
                 + ("; the MLM decoder is tied to the input embeddings" if tied else ""))
         task = PretrainingTask(config.masking, config.mask_prob, config.packing, config.nsp, config.sbo, config.seed)
-        train_set = task.encode(documents, tokenizer, config.max_length)
-        eval_set = task.encode(held_out, tokenizer, config.max_length, held_out=True)
+        with accelerator.main_process_first():
+            train_set = task.encode(documents, tokenizer, config.max_length)
+            eval_set = task.encode(held_out, tokenizer, config.max_length, held_out=True)
+        for name, encoded in (("training", train_set), ("held-out", eval_set)):
+            if encoded.note:
+                say(f"{name} documents: {encoded.note}")
         if not len(train_set) or not len(eval_set):
             raise StellarError(f"{describe_data(config.train)}: too little text for one training and one held-out block")
         say(f"{len(train_set)} training and {len(eval_set)} held-out blocks of up to {config.max_length} tokens "
@@ -75,10 +85,10 @@ def pretrain(config: PretrainConfig) -> dict:
         return metrics
 
 
-def split_documents(documents: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+def split_documents(documents: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:
     order = np.random.default_rng(seed).permutation(len(documents))
     count = max(1, round(len(documents) * fraction))
-    return [documents[i] for i in sorted(order[count:])], [documents[i] for i in sorted(order[:count])]
+    return documents.subset(np.sort(order[count:])), documents.subset(np.sort(order[:count]))
 
 
 def summarise(metrics: dict) -> str:

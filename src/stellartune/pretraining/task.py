@@ -11,9 +11,10 @@ import math
 import numpy as np
 import torch
 
-from ..data.encoded import Encoded
+from ..data.encoded import Encoded, ReadTexts
+from ..data.examples import Examples
 from ..tasks.base import Objective
-from .blocks import build_blocks
+from .blocks import block_chunks, build_blocks
 from .masking import MaskingCollator, fixed_masks, fresh_masks
 from .objectives import COLUMN
 
@@ -26,13 +27,25 @@ class PretrainingTask(Objective):
         self.masking, self.mask_prob, self.packing = masking, mask_prob, packing
         self.nsp, self.sbo, self.seed = nsp, sbo, seed
 
-    def encode(self, documents: list[str], tokenizer, max_length: int, held_out: bool = False) -> Encoded:
-        rng = np.random.default_rng([self.seed, int(held_out)])  # NSP's random pairings
-        blocks, truncated = build_blocks(tokenizer, documents, max_length, self.packing, self.nsp, rng)
+    def encode(self, documents: Examples, tokenizer, max_length: int, held_out: bool = False) -> Encoded:
+        """The blocks of the documents (stored ones: in the store, made a chunk at a time, or reused)."""
+        blocks = self.blocks(documents, tokenizer, max_length, held_out)
         collator = MaskingCollator(tokenizer, self.masking, self.mask_prob, spans=self.sbo)
         draw = (lambda indices: fixed_masks(self.seed, indices)) if held_out else (lambda indices: fresh_masks())
-        return Encoded(blocks, [len(b["input_ids"]) for b in blocks], torch.zeros(len(blocks)), truncated,
-                       collator=lambda indices: collator([blocks[i] for i in indices], draw(indices)))
+        return Encoded(blocks.features, blocks.lengths, torch.zeros(len(blocks.features)), blocks.cut,
+                       collator=lambda indices: collator([blocks.features[i] for i in indices], draw(indices)),
+                       note=blocks.note)
+
+    def blocks(self, documents: Examples, tokenizer, max_length: int, held_out: bool) -> ReadTexts:
+        """The blocks' token ids: of stored documents, stored too (made a chunk of documents at a time, or
+        reused); else, and with NSP (whose pairs draw from any document at random), made in memory."""
+        if documents.store is not None and not self.nsp:
+            settings = f"blocks|{max_length}|{self.packing}"
+            return documents.store.tokens(documents.texts, settings, tokenizer,
+                                          block_chunks(tokenizer, documents.texts, max_length, self.packing))
+        rng = np.random.default_rng([self.seed, int(held_out)])  # NSP's random pairings
+        blocks, truncated = build_blocks(tokenizer, list(documents.texts), max_length, self.packing, self.nsp, rng)
+        return ReadTexts(blocks, None, truncated, [len(b["input_ids"]) for b in blocks])
 
     def loss(self, stats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per block, its share of the batch's mean loss per masked token (plus NSP's per pair)."""

@@ -32,7 +32,7 @@ from ..batching.logits import compute_logits
 from ..data.encoded import Encoded
 from ..models.heads import EncoderWithHead, pool
 from ..models.inputs import forward_logits
-from ..models.registry import cache_dir
+from ..config import cache_dir
 from .layers import base_encoder
 
 CHECK_EXAMPLES, TOLERANCE = 8, 1e-4

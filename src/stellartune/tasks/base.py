@@ -11,17 +11,15 @@ task must write; the rest have defaults that fit a task with one output per text
 
 from __future__ import annotations
 
-import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from pathlib import Path
 from typing import ClassVar
 
 import torch
 
 from ..data.encoded import Encoded
 from ..data.examples import Columns, Examples, build_examples, resolve_columns
-from ..data.readers import Table, is_data_file, read_chunks
+from ..data.readers import Table, content_files, read_chunks
 from ..data.store import CHUNK_ROWS, Store
 from ..evaluation.sections import Section
 from ..models import HeadConfig, build_classifier
@@ -151,19 +149,17 @@ class Task(Objective):
     @classmethod
     def labeled_examples(cls, source, columns: Columns, delimiter: str = ",", tag_column: int = -1,
                          store: Store | None = None) -> Examples:
-        """Labeled examples of `source` in the columns training used, unless it names others (training,
-        evaluation and calibration data); a data file is read through the store in `store` when the task
-        takes stored examples, a chunk at a time."""
-        stored = store is not None and cls.stored and is_data_file(source)
-        tables = cls.read_chunks(source, CHUNK_ROWS if stored else None, tag_column)
-        first = next(tables)
+        """Labeled examples of `source` in `columns` (found before on its first rows, or those training used:
+        each must be there). A data file or a dataset on disk is read through the store in `store` when the
+        task takes stored examples, a chunk at a time; one stored before is not read again."""
         # "none": no second text where training had none (a pair column found in evaluation data is not read)
-        found = cls.find_columns(first, columns.text, columns.pair or "none", columns.label)
-        build = lambda table: cls.build_examples(table, found, delimiter)
-        if not stored:
-            return build(first)
-        return store.examples(Path(source), itertools.chain([first], tables), build,
-                              f"{cls.name}|{found.describe()}|{delimiter}", cls.label_kind or "single")
+        build = lambda table: cls.build_examples(
+            table, cls.find_columns(table, columns.text, columns.pair or "none", columns.label), delimiter)
+        files = content_files(source) if store is not None and cls.stored else None
+        if files is None:
+            return build(cls.read(source, tag_column))
+        return store.examples(str(source), files, cls.read_chunks(source, CHUNK_ROWS, tag_column), build,
+                              f"{cls.name}|{columns.describe()}|{delimiter}", cls.label_kind or "single")
 
     @classmethod
     def label_names(cls, label) -> set[str]:

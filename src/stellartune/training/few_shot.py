@@ -18,7 +18,6 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
 from ..batching.batches import batch_inputs, inference_batches
@@ -95,6 +94,8 @@ def fit_head(run: Run) -> None:
     with torch.inference_mode():
         vectors = torch.cat([F.normalize(sentence_vectors(run, batch).float(), dim=-1).cpu() for batch in batches])
     order = [i for batch in batches for i in batch]
+    from sklearn.linear_model import LogisticRegression  # here: scikit-learn takes 0.7 s to import, few runs need it
+
     regression = LogisticRegression(max_iter=1000, random_state=run.loop.seed).fit(vectors.numpy(),
                                                                                   targets[order].numpy())
     weight, bias = torch.tensor(regression.coef_).float(), torch.tensor(regression.intercept_).float()

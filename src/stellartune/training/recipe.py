@@ -10,7 +10,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 
@@ -26,7 +25,6 @@ from ..evaluation.report import metrics_report
 from ..inference.precision import inference_autocast, resolve_precision
 from ..inference.predictor import FineTunedModel
 from ..models import HeadConfig, load_tokenizer, output_layer, resolve_model
-from ..models.registry import cache_dir
 from ..strategies import (
     apply_strategy,
     describe_strategy,
@@ -192,10 +190,7 @@ def noted(examples: Examples, say) -> Examples:
 
 
 def data_store(config: TrainConfig) -> Store | None:
-    """Where data files are stored once read and tokenized (data/store.py); None with --data-cache off."""
-    if config.data_cache == "off":
-        return None
-    return Store(cache_dir() / "data" if config.data_cache == "auto" else Path(config.data_cache), config.progress)
+    return Store.at(config.data_cache, config.progress)
 
 
 def calibration_data(config: TrainConfig, task: Task, data: TrainingData, say) -> TrainingData:
