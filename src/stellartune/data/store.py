@@ -185,7 +185,8 @@ def grouped_batches(parts: Iterable[tuple[int, ReadTexts]], progress) -> Iterato
     """The chunks' token ids as record batches of TOKEN_BATCH features or more, each with its texts cut."""
     pending, cut = [], 0
     for start, part in parts:
-        pending += [tokens_batch(start, part)] if part.features else []  # pretraining packs short chunks on
+        # a chunk too short to fill a pretraining block has no rows: its tokens were carried to the next
+        pending += [tokens_batch(start, part)] if part.features else []
         cut += part.cut
         progress.update(part.text_count)
         if sum(batch.num_rows for batch in pending) >= TOKEN_BATCH:

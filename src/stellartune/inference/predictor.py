@@ -135,7 +135,7 @@ class FineTunedModel:
                  label_column: str | None = None, data_cache: str = "auto") -> dict:
         """Metrics on a labeled file, dataset or list of records: the named columns, else those used in
         training, else the usual names (`tag_column`: which column of a CoNLL file holds the tags). A data file
-        is read and tokenized through the store of `data_cache` (as training reads it: a chunk at a time, and
+        or a dataset on disk is read and tokenized through the store of `data_cache` (as training reads it: a chunk at a time, and
         reused by the next evaluation of the same file) when the task takes stored examples."""
         task = type(self.task)
         table = task.first_rows(data, tag_column)
