@@ -41,6 +41,16 @@ def tsv_slice(source: Path, target: Path, rows: int, start: int = 0) -> Path:
     return target
 
 
+def conll_slice(source, target, sentences: int, tags=lambda tags: tags):
+    """The first sentences of a CoNLL file, rewritten as `word tag` lines (tags optionally mapped)."""
+    from stellartune.data.conll import read_conll
+
+    rows = read_conll(source).rows[:sentences]
+    target.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in zip(r["tokens"], tags(r["tags"]))) for r in rows)
+                      + "\n", encoding="utf-8")
+    return target
+
+
 def write_csv(path: Path, rows: list[dict]) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -14,12 +14,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import data_file, last_paragraph_documents, tsv_slice, write_csv
+from conftest import conll_slice, data_file, last_paragraph_documents, tsv_slice, write_csv
 
 import stellartune
 from stellartune.config import TrainConfig
 from stellartune.data import columnar
+from stellartune.data.conll import read_conll
 from stellartune.errors import StellarError
+from stellartune.tasks import base as task_base
+from stellartune.tasks import question_answering, token_classification
 from stellartune.training.recipe import prepare_data
 
 
@@ -34,13 +37,21 @@ def stsb_rows(count: int) -> list[dict]:
     return [{"sentence1": r["sentence1"], "sentence2": r["sentence2"], "score": r["score"]} for r in rows]
 
 
-@pytest.mark.parametrize("rows", [
-    pytest.param(lambda: last_paragraph_documents(48, seed=3), id="documents-read-in-windows"),
-    pytest.param(lambda: stsb_rows(160), id="sentence-pairs-with-scores"),
+def sst2_rows(count: int) -> list[dict]:
+    with open(data_file("sst2/train.tsv"), encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[:count]
+
+
+@pytest.mark.parametrize("rows, task", [
+    pytest.param(lambda: last_paragraph_documents(48, seed=3), {}, id="documents-read-in-windows"),
+    pytest.param(lambda: stsb_rows(160), {}, id="sentence-pairs-with-scores"),
+    pytest.param(lambda: sst2_rows(160), dict(task="cloze", template="{text} It was [MASK].",
+                                              verbalizer="0=terrible,1=great"), id="cloze-prompts"),
 ])
-def test_a_stored_file_trains_loss_for_loss_as_its_rows_in_memory(tmp_path, rows):
+def test_a_stored_file_trains_loss_for_loss_as_its_rows_in_memory(tmp_path, rows, task):
     rows = rows()
-    settings = dict(max_steps=6, log_steps=1, eval_steps=6, batch_size=8, max_length=128, progress=False, seed=5)
+    settings = dict(max_steps=6, log_steps=1, eval_steps=6, batch_size=8, max_length=128, progress=False, seed=5,
+                    **task)
     stored = stellartune.fit(train=str(write_csv(tmp_path / "train.csv", rows)), output=str(tmp_path / "stored"),
                              data_cache=str(tmp_path / "store"), **settings)
     in_memory = stellartune.fit(train=rows, output=str(tmp_path / "in-memory"), **settings)
@@ -50,9 +61,63 @@ def test_a_stored_file_trains_loss_for_loss_as_its_rows_in_memory(tmp_path, rows
     assert stored.metrics == in_memory.metrics
 
 
-def prepared_log(train: Path | str, store: Path) -> tuple[list[str], object]:
+def test_a_stored_conll_file_trains_loss_for_loss_as_in_memory_and_is_reused(tmp_path, monkeypatch):
+    """NER through the store: sentences read 70 at a time, windows stored 50 sentences at a time, long
+    sentences split into windows (--max-length 24), their targets stored with the token ids."""
+    monkeypatch.setattr(task_base, "CHUNK_ROWS", 70)
+    monkeypatch.setattr(token_classification, "TAG_CHUNK", 50)
+    train, store = conll_slice(data_file("conll2003/train.txt"), tmp_path / "train.txt", 400), tmp_path / "store"
+    settings = dict(max_steps=6, log_steps=1, eval_steps=6, batch_size=8, max_length=24, progress=False, seed=5)
+    stored = stellartune.fit(train=str(train), output=str(tmp_path / "stored"), data_cache=str(store), **settings)
+    in_memory = stellartune.fit(train=str(train), output=str(tmp_path / "in-memory"), data_cache="off", **settings)
+    assert len(step_losses(tmp_path / "stored")) == 6
+    assert step_losses(tmp_path / "stored") == step_losses(tmp_path / "in-memory")
+    assert stored.metrics == in_memory.metrics
+    assert [(tmp_path / run / "eval_predictions.jsonl").read_text() for run in ("stored", "in-memory")] == \
+        [(tmp_path / "stored" / "eval_predictions.jsonl").read_text()] * 2
+    entries = {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
+    said, prepared = prepared_log(train, store, task="ner", max_length=24, seed=5)
+    assert any("reused the rows read and checked before" in line for line in said)
+    assert sum("reused the token ids" in line for line in said) == 2
+    assert any("were split into windows" in line for line in said)
+    assert entries == {path.name: path.stat().st_mtime_ns for path in store.iterdir()}  # read back, not made again
+    sentences = list(prepared.data.train.words) + list(prepared.data.eval.words)
+    assert sorted(sentences) == sorted(row["tokens"] for row in read_conll(train).rows)
+
+
+def test_stored_questions_train_loss_for_loss_as_in_memory_and_are_reused(tmp_path, monkeypatch):
+    """Extractive QA through the store: JSONL rows read 40 at a time, windows of long contexts (--max-length
+    96) stored 25 questions at a time with where their contexts' tokens are and their answers' spans."""
+    monkeypatch.setattr(task_base, "CHUNK_ROWS", 40)
+    monkeypatch.setattr(question_answering, "QA_CHUNK", 25)
+    squad = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())
+    rows = [{"question": qa["question"], "context": paragraph["context"], "answers": qa["answers"]}
+            for article in squad["data"][10:12] for paragraph in article["paragraphs"] for qa in paragraph["qas"]][:300]
+    train, store = tmp_path / "train.jsonl", tmp_path / "store"
+    train.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    settings = dict(max_steps=6, log_steps=1, eval_steps=6, batch_size=8, max_length=96, doc_stride=32,
+                    progress=False, seed=5)
+    stored = stellartune.fit(train=str(train), output=str(tmp_path / "stored"), data_cache=str(store), **settings)
+    in_memory = stellartune.fit(train=str(train), output=str(tmp_path / "in-memory"), data_cache="off", **settings)
+    assert len(step_losses(tmp_path / "stored")) == 6
+    assert step_losses(tmp_path / "stored") == step_losses(tmp_path / "in-memory")
+    assert stored.metrics == in_memory.metrics
+    predictions = [(tmp_path / run / "eval_predictions.jsonl").read_text() for run in ("stored", "in-memory")]
+    assert predictions[0] == predictions[1]
+    entries = {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
+    said, prepared = prepared_log(train, store, task="qa", max_length=96, doc_stride=32, seed=5)
+    assert any("reused the rows read and checked before" in line for line in said)
+    assert sum("reused the token ids" in line for line in said) == 2
+    assert any("were split into windows" in line for line in said)
+    assert entries == {path.name: path.stat().st_mtime_ns for path in store.iterdir()}  # read back, not made again
+    answers = list(prepared.data.train.labels) + list(prepared.data.eval.labels)
+    assert sorted(map(json.dumps, answers)) == sorted(
+        json.dumps([{"text": a["text"], "start": a["answer_start"]} for a in row["answers"]]) for row in rows)
+
+
+def prepared_log(train: Path | str, store: Path, **settings) -> tuple[list[str], object]:
     said = []
-    prepared = prepare_data(TrainConfig(train=str(train), data_cache=str(store), progress=False),
+    prepared = prepare_data(TrainConfig(train=str(train), data_cache=str(store), progress=False, **settings),
                             said.append)
     return said, prepared
 
@@ -95,7 +160,8 @@ def test_a_saved_dataset_is_read_through_the_store_and_made_again_when_it_change
                              **settings)
     in_memory = stellartune.fit(train=rows, output=str(tmp_path / "in-memory"), **settings)
     assert len(step_losses(tmp_path / "stored")) == 4
-    assert step_losses(tmp_path / "stored") == step_losses(tmp_path / "in-memory") and stored.metrics == in_memory.metrics
+    assert step_losses(tmp_path / "stored") == step_losses(tmp_path / "in-memory")
+    assert stored.metrics == in_memory.metrics
     said, _ = prepared_log(f"{folder}:train", store)
     assert any("reused the rows read and checked before" in line for line in said)
 
@@ -130,6 +196,19 @@ def test_a_bad_row_deep_in_a_large_file_is_named_by_its_line(tmp_path):
     with pytest.raises(StellarError) as info:
         prepare_data(TrainConfig(train=str(path), data_cache=str(tmp_path / "store"), progress=False), print)
     assert str(info.value) == f'{path}, line {bad_line}, column "text": empty text'
+    assert not any((tmp_path / "store").iterdir()), "a file that failed its checks left an entry in the store"
+
+
+def test_a_bad_line_deep_in_a_conll_file_is_named_and_leaves_nothing_stored(tmp_path, monkeypatch):
+    monkeypatch.setattr(task_base, "CHUNK_ROWS", 100)  # the bad line is in the tenth table of sentences read
+    sentences = [f"Word{i} B-PER\nsaid O\n" for i in range(1000)]
+    sentences[950] = "Word950 B-PER\nsaid\n"  # no tag: sentence 951 starts on line 950 * 3 + 1
+    path = tmp_path / "large.conll"
+    path.write_text("\n".join(sentences), encoding="utf-8")
+    with pytest.raises(StellarError) as info:
+        prepare_data(TrainConfig(train=str(path), data_cache=str(tmp_path / "store"), progress=False), print)
+    assert str(info.value) == (f"{path}, line 2852: expected a token and its tag separated by whitespace, "
+                               "got 'said'")
     assert not any((tmp_path / "store").iterdir()), "a file that failed its checks left an entry in the store"
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import data_file
+from conftest import conll_slice, data_file
 from transformers import pipeline
 
 import stellartune
@@ -33,14 +33,6 @@ def tokenizer():
     return load_tokenizer(resolve_model("minilm"))
 
 
-def conll_slice(source, target, sentences: int, tags=lambda tags: tags):
-    """The first sentences of a CoNLL file, rewritten as `word tag` lines (tags optionally mapped)."""
-    rows = read_conll(source).rows[:sentences]
-    target.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in zip(r["tokens"], tags(r["tags"]))) for r in rows)
-                      + "\n", encoding="utf-8")
-    return target
-
-
 def test_reader_counts_the_conll_sentences():
     counts = [len(read_conll(data_file(f"conll2003/{name}.txt")).rows) for name in ("train", "valid", "test")]
     assert counts == [14041, 3250, 3453]
@@ -52,7 +44,7 @@ def test_alignment_round_trips_every_dev_sentence(dev_examples, tokenizer, subwo
     """word tags -> subword labels -> word tags (first subword), windows joined again when split."""
     task = TokenClassificationTask.from_examples(dev_examples, TrainConfig(subword_labels=subword_labels))
     encoded = task.encode(dev_examples, tokenizer, max_length)
-    recovered = [[tag for tag, _ in words] for words in task.word_tags(encoded.targets, encoded)]
+    recovered = [[tag for tag, _ in words] for words in task.word_tags(encoded.targets.all(), encoded)]
     assert recovered == dev_examples.labels
     if max_length == 16:  # most sentences need several windows
         assert encoded.split > 1000

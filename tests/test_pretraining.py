@@ -161,17 +161,17 @@ def step_losses(run) -> list[float]:
             if "loss" in record]
 
 
-@pytest.mark.parametrize("packing", [True, False], ids=["packed", "line-by-line"])
+@pytest.mark.parametrize("layout", [dict(packing=True), dict(packing=False), dict(nsp=True)],
+                         ids=["packed", "line-by-line", "sentence-pairs"])
 def test_a_stored_corpus_pretrains_loss_for_loss_as_in_memory_and_is_reused(imdb_corpus, tmp_path, monkeypatch,
-                                                                            caplog, packing):
+                                                                            caplog, layout):
     import stellartune
     from stellartune.pretraining import blocks as blocks_module
 
-    monkeypatch.setattr(blocks_module, "DOCUMENT_CHUNK", 7)  # blocks packed across many stored chunks
+    monkeypatch.setattr(blocks_module, "DOCUMENT_CHUNK", 7)  # blocks packed (or pairs drawn) in many stored chunks
     caplog.set_level(logging.INFO, logger="stellartune")
     corpus, store = imdb_corpus / "train.txt", tmp_path / "store"
-    settings = dict(max_length=64, batch_size=8, max_steps=3, log_steps=1, eval_steps=3, progress=False,
-                    packing=packing)
+    settings = dict(max_length=64, batch_size=8, max_steps=3, log_steps=1, eval_steps=3, progress=False, **layout)
     stored = stellartune.pretrain(train=str(corpus), output=str(tmp_path / "stored"), data_cache=str(store), **settings)
     entries = {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
     assert sorted(name.split("-")[0] for name in entries) == ["examples", "tokens", "tokens"]

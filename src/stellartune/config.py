@@ -49,7 +49,7 @@ class TrainConfig:
     train: str | None = setting(None, "Training data: CSV/TSV/JSON/JSONL/Parquet file, a saved Hugging Face dataset folder, or hf:NAME[@CONFIG][:SPLIT].")
     eval: str | None = setting(None, "Evaluation data (same formats). When absent, --eval-split of the training data is held out.")
     output: str = setting("runs/latest", "Run folder: config, logs, metrics, predictions, checkpoints and the final model.")
-    data_cache: str = setting("auto", "Where data files are stored once read and tokenized (those of classification, multi-label and regression, and pretraining corpora), keyed by their content, the tokenizer and the settings that read them: a later run on the same data reuses them (a file changed by one byte is read again). A folder; auto: $STELLARTUNE_CACHE/data, else ~/.cache/stellartune/data; off: read and tokenize in memory every run. Deleting the folder is always safe.")
+    data_cache: str = setting("auto", "Where data files are stored once read and tokenized (those of every task but cloze, and pretraining corpora), keyed by their content, the tokenizer and the settings that read them: a later run on the same data reuses them (a file changed by one byte is read again). A folder; auto: $STELLARTUNE_CACHE/data, else ~/.cache/stellartune/data; off: read and tokenize in memory every run. Deleting the folder is always safe.")
     task: str = setting("auto", "auto: CoNLL files or token/tag lists -> ner; SQuAD files or question + context columns -> qa; else from the label column (floats -> regression, lists or delimited labels -> multi-label, else classification).",
                         choices=lambda: ("auto", *task_names()))
     # --- columns -----------------------------------------------------------------------

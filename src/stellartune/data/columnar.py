@@ -165,6 +165,12 @@ class FeatureRows(Sequence):
         self.file.read(len(self.names) * 2 * FOLIO_SPAN)
         return {name: self.table.column(name)[index].as_py() for name in self.names}
 
+    def flat(self, name: str) -> np.ndarray:
+        """Every value of a list column, one row after the other."""
+        values = pc.list_flatten(self.table.column(name)).to_numpy()
+        self.file.release()
+        return values
+
     def lengths(self) -> np.ndarray:
         """The tokens of each row."""
         lengths = pc.list_value_length(self.table.column("input_ids")).to_numpy()

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
+
+from .columnar import FeatureRows
 
 
 @dataclass
@@ -72,3 +75,51 @@ class ReadTexts:
                 windows = True
                 text_of += [start + t for t in part.text_of]
         return cls(features, text_of if windows and cut else None, cut, [len(f["input_ids"]) for f in features])
+
+
+class FeatureTargets:
+    """Targets kept in the features, under `name` (a list per feature: a tag per token, an answer's first and
+    last token), made a tensor as a batch is taken: a stored set's targets stay on disk."""
+
+    def __init__(self, features: Sequence[dict], name: str, padding: int):
+        self.features, self.name, self.padding = features, name, padding
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, rows) -> torch.Tensor:
+        """The targets of one feature, or of several (an array of rows) padded to the longest with `padding`."""
+        if isinstance(rows, (int, np.integer)):
+            return torch.tensor(self.features[int(rows)][self.name])
+        targets = [self.features[int(row)][self.name] for row in rows]
+        padded = torch.full((len(targets), max(map(len, targets), default=0)), self.padding)
+        for row, values in enumerate(targets):
+            padded[row, : len(values)] = torch.tensor(values)
+        return padded
+
+    def all(self) -> torch.Tensor:
+        """Every feature's targets (an evaluation set's)."""
+        return self[range(len(self))]
+
+    def flat(self) -> np.ndarray:
+        """Every value of every feature's targets, one after the other; of stored features, read in Arrow."""
+        if isinstance(self.features, FeatureRows):
+            return self.features.flat(self.name)
+        return np.fromiter((value for feature in self.features for value in feature[self.name]), dtype=np.int64)
+
+
+class FeatureWindows(Sequence):
+    """What each window holds (which example, which of its words or characters), made from the window's
+    features by `make(example, features)` as it is asked for: ten million stored windows cost no object each."""
+
+    def __init__(self, read: ReadTexts, make: Callable[[int, dict], object]):
+        self.features, self.text_of, self.make = read.features, read.text_of, make
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, row: int):
+        if not -len(self) <= row < len(self):
+            raise IndexError(row)
+        row %= len(self)
+        return self.make(row if self.text_of is None else int(self.text_of[row]), self.features[row])

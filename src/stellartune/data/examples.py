@@ -264,7 +264,7 @@ def label_kind_of(table: Table, label_column: str, delimiter: str) -> tuple[str,
 
 
 def split_examples(examples: Examples, fraction: float, seed: int, stratify: bool,
-                   names_of: Callable[[object], set] = lambda label: set()):
+                   names_of: Callable[[object], set] | None = None):
     """Seeded split; stratified by label when every class has at least two examples. An example whose
     label names (`names_of`) no training example has stays in training: a held-out example the model
     never had an output for would be scored as the user's mistake. Returns (training, evaluation,
@@ -309,7 +309,7 @@ def stratum_codes(labels: Sequence) -> np.ndarray:
 def names_only_in(examples: Examples, train_idx: np.ndarray, eval_idx: np.ndarray, names_of) -> tuple[set, np.ndarray]:
     """The label names (`names_of` one label) that no training example has, and the held-out examples that
     have them, in order (each stays in training; the first one of a name makes it seen)."""
-    if examples.labels is None:
+    if examples.labels is None or names_of is None:
         return set(), np.zeros(0, dtype=np.int64)
     seen = set()
     for label in distinct_labels(picked(examples.labels, train_idx)):

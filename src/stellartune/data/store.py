@@ -36,7 +36,8 @@ from .readers import Table
 CHUNK_ROWS = 100_000  # rows read, checked and written at a time (and what --task auto looks at)
 TOKEN_BATCH = 65_536  # token-id rows per record batch of a stored file
 FORMAT = "1"  # what the stored files hold: a new value when that changes
-LABEL_TYPES = {"single": pa.string(), "list": pa.list_(pa.string()), "number": pa.float64()}
+LABEL_TYPES = {"single": pa.string(), "list": pa.list_(pa.string()), "number": pa.float64(),
+               "answers": pa.list_(pa.struct([("text", pa.string()), ("start", pa.int64())]))}
 
 
 def digest(*parts: str) -> str:
@@ -149,8 +150,10 @@ def write_examples(path: Path, tables: Iterator[Table], build: Callable[[Table],
 
 def examples_batch(examples: Examples, positions: list[str], label_type: pa.DataType) -> pa.RecordBatch:
     """One chunk's examples as Arrow columns; the names of the columns they came from go in the metadata."""
-    values = {"text": examples.texts, "position": positions, "pair": examples.pairs, "label": examples.labels}
-    types = {"text": pa.string(), "position": pa.string(), "pair": pa.string(), "label": label_type}
+    values = {"text": examples.texts, "position": positions, "pair": examples.pairs, "label": examples.labels,
+              "words": examples.words, "offsets": examples.offsets}
+    types = {"text": pa.string(), "position": pa.string(), "pair": pa.string(), "label": label_type,
+             "words": pa.list_(pa.string()), "offsets": pa.list_(pa.list_(pa.int32()))}
     names = [name for name, column in values.items() if column is not None]
     schema = pa.schema({name: types[name] for name in names}, metadata={"columns": json.dumps(vars(examples.columns))})
     return pa.record_batch([pa.array(values[name], type=types[name]) for name in names], schema=schema)
@@ -161,7 +164,7 @@ def open_examples(path: Path, source: str) -> Examples:
     column = lambda name: Column(file, name) if name in file.table.column_names else None
     columns = Columns(**json.loads(file.table.schema.metadata[b"columns"]))
     return Examples(column("text"), column("pair"), column("label"), Column(file, "position", prefix=f"{source}, "),
-                    columns)
+                    columns, column("words"), column("offsets"))
 
 
 def write_tokens(path: Path, parts: Iterable[tuple[int, ReadTexts]], texts: int, progress: bool) -> None:
@@ -199,11 +202,17 @@ def grouped_batches(parts: Iterable[tuple[int, ReadTexts]], progress) -> Iterato
 def tokens_batch(start: int, part: ReadTexts) -> pa.RecordBatch:
     """One chunk's token ids (the attention mask is all ones: not stored); `text_of` counts from the first text."""
     names = [name for name in part.features[0] if name != "attention_mask"]
-    # inferred, then cast: three times faster than converting to int32 directly (word starts come as bools)
-    columns = {name: pa.array([f[name] for f in part.features]).cast(pa.list_(pa.int32())) for name in names}
+    columns = {name: int32_array([f[name] for f in part.features]) for name in names}
     if part.text_of is not None:
         columns["text_of"] = pa.array([start + t for t in part.text_of], type=pa.int64())
     return pa.record_batch(list(columns.values()), names=list(columns))
+
+
+def int32_array(values: list) -> pa.Array:
+    """Lists of integers (or one integer per feature: a window's CLS position) as int32 Arrow values."""
+    # inferred, then cast: three times faster than converting to int32 directly (word starts come as bools)
+    array = pa.array(values)
+    return array.cast(pa.list_(pa.int32()) if pa.types.is_list(array.type) else pa.int32())
 
 
 def open_tokens(path: Path, note: str) -> ReadTexts:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import StellarError, some
-from .conll import CONLL_SUFFIXES, read_conll
+from .conll import CONLL_SUFFIXES, conll_chunks
 from .examples import Columns, Examples, first_present, is_missing
 from .readers import READERS, Table, head_text, read_chunks
 from .tag_schemes import to_bio
@@ -63,8 +63,8 @@ def looks_like_conll(source, tag_column: int = -1) -> bool:
 
 
 def token_table_chunks(source, rows: int | None, tag_column: int = -1) -> Iterator[Table]:
-    """A CoNLL file (read whole: sentences span lines) or any table, in chunks of `rows` (read_chunks)."""
-    return iter([read_conll(source, tag_column)]) if looks_like_conll(source, tag_column) else read_chunks(source, rows)
+    """A CoNLL file or any table, in chunks of `rows` rows (a CoNLL row: a sentence)."""
+    return conll_chunks(source, tag_column, rows) if looks_like_conll(source, tag_column) else read_chunks(source, rows)
 
 
 def is_token_table(table: Table) -> bool:

@@ -4,7 +4,8 @@
   full blocks (RoBERTa's FULL-SENTENCES); no token is lost to truncation or padding.
 - line by line (`--no-packing`): one block per document, truncated.
 - sentence pairs (`--nsp`): BERT's next sentence prediction input, [CLS] A [SEP] B [SEP], where B
-  continues A in half the pairs and comes from another document in the other half.
+  continues A in half the pairs and comes from another document in the other half (one of the same
+  DOCUMENT_CHUNK documents: a corpus is made into blocks a chunk at a time).
 
 Every block keeps, per token, whether a word starts there (from the tokenizer's word ids), so
 that whole-word and span masking never split a word.
@@ -21,7 +22,7 @@ from ..data.encoded import ReadTexts
 from ..models.tokens import Piece, SpecialTokens, join, tokenize_pieces
 
 IS_NEXT, RANDOM_NEXT = 0, 1  # NSP labels, as BERT numbers them
-DOCUMENT_CHUNK = 10_000  # documents tokenized at a time when blocks are stored
+DOCUMENT_CHUNK = 10_000  # documents made into blocks at a time
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -125,27 +126,32 @@ def split_sentences(text: str) -> list[str]:
 def build_blocks(tokenizer, documents: list[str], max_length: int, packing: bool, nsp: bool,
                  rng: np.random.Generator) -> tuple[list[dict], int]:
     """The blocks of a corpus and how many documents were truncated (line by line only)."""
-    special = SpecialTokens(tokenizer)
-    if nsp:
-        sentences = [split_sentences(document) for document in documents]
-        flat = iter(tokenize_pieces(tokenizer, [s for document in sentences for s in document]))
-        grouped = [[next(flat) for _ in document] for document in sentences]
-        return sentence_pairs([d for d in grouped if d], special, max_length, rng), 0
-    pieces = tokenize_pieces(tokenizer, documents)
-    if packing:
-        return packed_blocks(pieces, special, max_length), 0
-    return line_blocks(pieces, special, max_length)
+    read = ReadTexts.joined(block_chunks(tokenizer, documents, max_length, packing, rng if nsp else None))
+    return read.features, read.cut
 
 
-def block_chunks(tokenizer, documents: Sequence[str], max_length: int, packing: bool) -> Iterator[tuple[int, ReadTexts]]:
-    """The blocks of consecutive chunks of documents (packed across chunks as across documents), each with
-    the index of its first document, how many documents it holds and how many were truncated: as
-    `build_blocks` makes them, a chunk at a time, to be stored (data/store.py)."""
+def block_chunks(tokenizer, documents: Sequence[str], max_length: int, packing: bool,
+                 nsp: np.random.Generator | None = None) -> Iterator[tuple[int, ReadTexts]]:
+    """The blocks of consecutive chunks of DOCUMENT_CHUNK documents, each with the index of its first document,
+    how many documents it holds and how many were truncated; made a chunk at a time, to be stored
+    (data/store.py) or joined. Packed blocks run on across chunks as across documents; NSP pairs (`nsp`: the
+    generator that draws them) take a random second text from another document of the same chunk."""
     special = SpecialTokens(tokenizer)
     packer = Packer(special, max_length)
     for start in range(0, len(documents), DOCUMENT_CHUNK):
-        pieces = tokenize_pieces(tokenizer, documents[start:start + DOCUMENT_CHUNK])
-        blocks, truncated = (packer.blocks(pieces), 0) if packing else line_blocks(pieces, special, max_length)
-        yield start, ReadTexts(blocks, None, truncated, texts=len(pieces))
-    if packing and (last := packer.last()):
+        chunk = documents[start:start + DOCUMENT_CHUNK]
+        if nsp is not None:
+            blocks, truncated = sentence_pairs(sentence_pieces(tokenizer, chunk), special, max_length, nsp), 0
+        else:
+            pieces = tokenize_pieces(tokenizer, chunk)
+            blocks, truncated = (packer.blocks(pieces), 0) if packing else line_blocks(pieces, special, max_length)
+        yield start, ReadTexts(blocks, None, truncated, texts=len(chunk))
+    if packing and nsp is None and (last := packer.last()):
         yield len(documents), ReadTexts(last, None, 0, texts=0)
+
+
+def sentence_pieces(tokenizer, documents: list[str]) -> list[list[Piece]]:
+    """Each document's sentences, tokenized (documents without a sentence left out)."""
+    sentences = [split_sentences(document) for document in documents]
+    flat = iter(tokenize_pieces(tokenizer, [s for document in sentences for s in document]))
+    return [grouped for grouped in ([next(flat) for _ in document] for document in sentences) if grouped]

@@ -14,7 +14,7 @@ import torch
 from ..data.encoded import Encoded, ReadTexts
 from ..data.examples import Examples
 from ..tasks.base import Objective
-from .blocks import block_chunks, build_blocks
+from .blocks import block_chunks
 from .masking import MaskingCollator, fixed_masks, fresh_masks
 from .objectives import COLUMN
 
@@ -37,15 +37,14 @@ class PretrainingTask(Objective):
                        note=blocks.note)
 
     def blocks(self, documents: Examples, tokenizer, max_length: int, held_out: bool) -> ReadTexts:
-        """The blocks' token ids: of stored documents, stored too (made a chunk of documents at a time, or
-        reused); else, and with NSP (whose pairs draw from any document at random), made in memory."""
-        if documents.store is not None and not self.nsp:
-            settings = f"blocks|{max_length}|{self.packing}"
-            return documents.store.tokens(documents.texts, settings, tokenizer,
-                                          block_chunks(tokenizer, documents.texts, max_length, self.packing))
-        rng = np.random.default_rng([self.seed, int(held_out)])  # NSP's random pairings
-        blocks, truncated = build_blocks(tokenizer, list(documents.texts), max_length, self.packing, self.nsp, rng)
-        return ReadTexts(blocks, None, truncated, [len(b["input_ids"]) for b in blocks])
+        """The blocks' token ids, made a chunk of documents at a time: of stored documents, stored too (or
+        reused); else in memory."""
+        nsp = np.random.default_rng([self.seed, int(held_out)]) if self.nsp else None  # NSP's random pairings
+        parts = block_chunks(tokenizer, documents.texts, max_length, self.packing, nsp)
+        if documents.store is None:
+            return ReadTexts.joined(parts)
+        settings = f"blocks|{max_length}|{self.packing}" + (f"|nsp|{self.seed}|{held_out}" if self.nsp else "")
+        return documents.store.tokens(documents.texts, settings, tokenizer, parts)
 
     def loss(self, stats: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per block, its share of the batch's mean loss per masked token (plus NSP's per pair)."""

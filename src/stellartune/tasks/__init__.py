@@ -16,12 +16,12 @@ from .base import Task
 
 def detect_task(source, tag_column: int = -1) -> tuple[type[Task] | None, Table, str]:
     """--task auto, from the data alone: the task whose file format (CoNLL) or table shape (token lists,
-    questions with contexts) it is, with the table read as that task reads it; None when only the labels
+    questions with contexts) it is, with its first rows read as that task reads them; None when only the labels
     can tell (`task_from_labels`, once the label column is known)."""
     classes = task_classes()
     claimed = next((cls for cls in classes if cls.claims_file(source, tag_column)), None)
     if claimed is not None:
-        return claimed, claimed.read(source, tag_column), "as the file's format shows"
+        return claimed, claimed.first_rows(source, tag_column), "as the file's format shows"
     table = Task.first_rows(source)
     recognised = next((cls for cls in classes if cls.recognises(table)), None)
     if recognised is not None:

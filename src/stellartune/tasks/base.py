@@ -12,7 +12,7 @@ task must write; the rest have defaults that fit a task with one output per text
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 import torch
@@ -66,6 +66,8 @@ class Task(Objective):
     one_output_per_text: ClassVar[bool] = True  # a pooled text vector feeds the head: custom heads, feature cache
     problem_type: ClassVar[str | None] = None  # transformers' problem_type for sequence heads
     label_kind: ClassVar[str | None] = None  # label cells that make --task auto choose it (single, list, number)
+    built_labels: ClassVar[str | None] = None  # what an example's label is once built, where label_kind does not
+    # say (NER: a list of tags): how the store types it
     options: ClassVar[tuple[str, ...]] = ()  # the settings only this task reads (`--template` for cloze, ...)
     default_max_length: ClassVar[int | None] = 128  # tokens per example unless --max-length says (None: `settle`)
     head_description: ClassVar[str] = "new classification head"  # for the log: what trains on the encoder
@@ -76,6 +78,9 @@ class Task(Objective):
     stratified_split: ClassVar[bool] = False  # a held-out split keeps each label's share (single-label)
     few_shot: ClassVar[bool] = False  # has the few-shot stage (training/few_shot.py): one class per text
     threshold_name: ClassVar[str] = "its threshold"  # what `calibrate` tunes, for the log
+    # a classmethod where labels name outputs: the names in one example's label that the model needs an output
+    # for to score it (a held-out split keeps examples whose names no other example has in training); None: none
+    label_names: ClassVar[Callable[[object], set[str]] | None] = None
     stored: ClassVar[bool] = False  # its data files can be read through the store (data/store.py): every method
     # takes examples whose fields are sequences read from disk (data/columnar.py), not only lists
 
@@ -142,8 +147,8 @@ class Task(Objective):
 
     @classmethod
     def first_rows(cls, source, tag_column: int = -1) -> Table:
-        """The first CHUNK_ROWS rows of `source` (all of a file read whole): what --task auto and the columns
-        are decided on."""
+        """The first chunk of `source` (CHUNK_ROWS rows, or fewer long ones: data/readers.py's CHUNK_TEXT; all of
+        a file read whole): what --task auto and the columns are decided on."""
         return next(cls.read_chunks(source, CHUNK_ROWS, tag_column))
 
     @classmethod
@@ -159,13 +164,8 @@ class Task(Objective):
         if files is None:
             return build(cls.read(source, tag_column))
         return store.examples(str(source), files, cls.read_chunks(source, CHUNK_ROWS, tag_column), build,
-                              f"{cls.name}|{columns.describe()}|{delimiter}", cls.label_kind or "single")
-
-    @classmethod
-    def label_names(cls, label) -> set[str]:
-        """The names in one example's label that the model needs an output for to score it; a held-out
-        split keeps examples whose names no other example has in training. Default: none."""
-        return set()
+                              f"{cls.name}|{columns.describe()}|{delimiter}",
+                              cls.label_kind or cls.built_labels or "single")
 
     # --- the model and its outputs ---------------------------------------------------------------
     @property

@@ -10,12 +10,13 @@ starts from the pretrained MLM head instead of a new classifier: that is what he
 
 from __future__ import annotations
 
-from ..data.encoded import Encoded
-from ..data.examples import Examples
+from ..data.encoded import Encoded, ReadTexts
+from ..data.examples import Examples, distinct_labels
 from ..errors import StellarError
 from ..models.loading import load_config
 from ..models.masked_lm import ClozeClassifier
-from ..models.tokens import SpecialTokens, join, tokenize_pieces
+from ..models.tokens import Piece, SpecialTokens, join, tokenize_pieces
+from .long_texts import TOKENIZE_CHUNK
 from .single_label import SingleLabelTask
 
 
@@ -38,7 +39,6 @@ class ClozeTask(SingleLabelTask):
     name = "cloze"
     label_kind = None  # chosen by --task cloze only, never by --task auto
     options = ("template", "verbalizer")
-    stored = False  # prompts are built from lists of texts in memory: cloze is for few examples
     default_max_length = 128
     one_output_per_text = False
     few_shot = False  # a prompt is its own way to learn from few examples: the masked LM's word at [MASK]
@@ -56,7 +56,7 @@ class ClozeTask(SingleLabelTask):
             raise StellarError("--task cloze needs --template (with {text} and [MASK]) and --verbalizer label=word,...")
         check_template(template)
         words = parse_verbalizer(verbalizer)
-        labels = cls.class_names(train.labels, train)
+        labels = cls.class_names(distinct_labels(train.labels), train)
         missing = [label for label in labels if label not in words]
         if missing:
             raise StellarError(f'{train.positions[0].rsplit(", ", 1)[0]}, column "{train.columns.label}": label(s) '
@@ -95,14 +95,15 @@ class ClozeTask(SingleLabelTask):
         if room < 1:
             raise StellarError(f"--template takes {len(before) + len(after)} tokens: no room for the text within "
                                f"--max-length {max_length}")
-        texts = tokenize_pieces(tokenizer, examples.texts)
-        features = []
-        for text in texts:
-            wrapped = special.wrap(join([before, text.cut(0, room), after]))
-            features.append({"input_ids": wrapped["input_ids"], "token_type_ids": wrapped["token_type_ids"],
-                             "attention_mask": [1] * len(wrapped["input_ids"])})
-        return Encoded(features, [len(f["input_ids"]) for f in features], self.known_targets(examples),
-                       sum(len(text) > room for text in texts))
+        texts = examples.texts
+        parts = ((start, prompts(special, before, tokenize_pieces(tokenizer, texts[start:start + TOKENIZE_CHUNK]),
+                                 after, room))
+                 for start in range(0, len(texts), TOKENIZE_CHUNK))
+        if examples.store is None:
+            read = ReadTexts.joined(parts)
+        else:
+            read = examples.store.tokens(texts, f"cloze|{max_length}|{self.template}", tokenizer, parts)
+        return Encoded(read.features, read.lengths, self.known_targets(examples), read.cut, note=read.note)
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "template": self.template, "verbalizer": self.verbalizer}
@@ -110,3 +111,13 @@ class ClozeTask(SingleLabelTask):
     @classmethod
     def from_dict(cls, data: dict) -> ClozeTask:
         return cls(data["labels"], data["template"], data["verbalizer"])
+
+
+def prompts(special: SpecialTokens, before: Piece, texts: list[Piece], after: Piece, room: int) -> ReadTexts:
+    """Each text in its template, cut to `room` tokens; how many were cut."""
+    features = []
+    for text in texts:
+        wrapped = special.wrap(join([before, text.cut(0, room), after]))
+        features.append({"input_ids": wrapped["input_ids"], "token_type_ids": wrapped["token_type_ids"],
+                         "attention_mask": [1] * len(wrapped["input_ids"])})
+    return ReadTexts(features, None, sum(len(text) > room for text in texts))

@@ -17,13 +17,14 @@ evaluation data.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.encoded import Encoded
+from ..data.encoded import Encoded, FeatureTargets, FeatureWindows, ReadTexts
 from ..data.examples import Columns, Examples
 from ..data.qa_examples import (
     build_qa_examples,
@@ -39,6 +40,8 @@ from ..evaluation.views import answer_sections
 from ..models.head_kinds import SPAN_HEAD
 from .base import Task
 
+QA_CHUNK = 1000  # questions tokenized at a time (and stored as one part)
+
 
 @dataclass
 class ContextWindow:
@@ -46,6 +49,19 @@ class ContextWindow:
     offsets: list[tuple[int, int] | None]  # character span of each context token; None elsewhere
     words: list[int | None]  # which word of its text each token belongs to
     cls_index: int
+
+    @classmethod
+    def of(cls, example: int, features: dict) -> ContextWindow:
+        """The window stored in its features (`features`): -1 for None."""
+        offsets = [(start, end) if start >= 0 else None
+                   for start, end in zip(features["context_starts"], features["context_ends"])]
+        return cls(example, offsets, [w if w >= 0 else None for w in features["token_words"]], features["cls_index"])
+
+    def features(self) -> dict:
+        """What `of` makes it again from."""
+        return {"context_starts": [o[0] if o else -1 for o in self.offsets],
+                "context_ends": [o[1] if o else -1 for o in self.offsets],
+                "token_words": [-1 if w is None else w for w in self.words], "cls_index": self.cls_index}
 
     def word_span(self, first: int, last: int) -> tuple[int, int]:
         """Characters from the start of token `first`'s word to the end of token `last`'s word."""
@@ -87,6 +103,8 @@ class QuestionAnsweringTask(Task):
     lr_scale = 2.0  # measured on the SQuAD slice of benchmarks/zero_config.py: F1 42.5 at 1e-4, 45.5 at 2e-4
     pipeline_task = "question-answering"
     primary_metric = "f1"
+    stored = True
+    built_labels = "answers"  # [{"text", "start"}, ...] per question
     labels = ["start", "end"]  # the two outputs per token
 
     def __init__(self, doc_stride: int = 128, max_answer_length: int = 30, unanswerable: bool = False,
@@ -129,35 +147,49 @@ class QuestionAnsweringTask(Task):
         if not tokenizer.is_fast:
             raise StellarError(f"{type(tokenizer).__name__}: question answering needs a fast tokenizer (it maps "
                                "answers to tokens through character offsets)")
-        self.check_room(examples, tokenizer, max_length)
-        encoded = tokenizer(examples.texts, examples.pairs, truncation="only_second", max_length=max_length,
+        answered = examples.labels is not None
+        parts = ((start, self.windows(tokenizer, examples, range(start, min(start + QA_CHUNK, len(examples))),
+                                      max_length))
+                 for start in range(0, len(examples), QA_CHUNK))
+        if examples.store is None:
+            read = ReadTexts.joined(parts)
+        else:
+            read = examples.store.tokens(examples.texts, f"qa windows|{max_length}|{self.doc_stride}|{answered}",
+                                         tokenizer, parts)
+        targets = FeatureTargets(read.features, "answer_span", 0) if answered else None
+        return Encoded(read.features, read.lengths, targets, truncated=0, split=read.cut, source=examples,
+                       windows=FeatureWindows(read, ContextWindow.of), note=read.note)
+
+    def windows(self, tokenizer, examples: Examples, rows: range, max_length: int) -> ReadTexts:
+        """The windows of some questions: token ids, where the context's tokens are and, when answered, the
+        first and last token of the answer ("answer_span"; CLS twice where it is not in the window)."""
+        questions, contexts = examples.texts[rows.start:rows.stop], examples.pairs[rows.start:rows.stop]
+        answers = None if examples.labels is None else examples.labels[rows.start:rows.stop]
+        self.check_room(questions, lambda i: examples.positions[rows.start + i], tokenizer, max_length)
+        encoded = tokenizer(questions, contexts, truncation="only_second", max_length=max_length,
                             stride=self.doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True)
         keep = [k for k in encoded.keys() if k not in ("offset_mapping", "overflow_to_sample_mapping")]
-        features, windows, targets = [], [], []
+        features = []
         for row, example in enumerate(encoded["overflow_to_sample_mapping"]):
             sequence = encoded.sequence_ids(row)
             offsets = [tuple(o) if s == 1 else None for o, s in zip(encoded["offset_mapping"][row], sequence)]
             ids = encoded["input_ids"][row]
             cls_index = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
             window = ContextWindow(example, offsets, encoded.word_ids(row), cls_index)
-            features.append({k: encoded[k][row] for k in keep})
-            windows.append(window)
-            if examples.labels is not None:
-                answers = examples.labels[example]
-                targets.append(answer_tokens(window, answers[0]) if answers else (window.cls_index,) * 2)
-        windows_per_example = Counter(encoded["overflow_to_sample_mapping"])
-        split = sum(count > 1 for count in windows_per_example.values())
-        return Encoded(features, [len(f["input_ids"]) for f in features],
-                       torch.tensor(targets) if targets else None, truncated=0, windows=windows, split=split,
-                       source=examples)
+            features.append({**{k: encoded[k][row] for k in keep}, **window.features()})
+            if answers is not None:
+                gold = answers[example]
+                features[-1]["answer_span"] = list(answer_tokens(window, gold[0]) if gold else (cls_index,) * 2)
+        split = sum(count > 1 for count in Counter(encoded["overflow_to_sample_mapping"]).values())
+        return ReadTexts(features, list(encoded["overflow_to_sample_mapping"]), split)
 
-    def check_room(self, examples: Examples, tokenizer, max_length: int) -> None:
+    def check_room(self, questions: list[str], position: Callable[[int], str], tokenizer, max_length: int) -> None:
         """A window must hold the whole question and more context than the overlap, or no window fits."""
         room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - self.doc_stride
-        lengths = [len(ids) for ids in tokenizer(examples.texts, add_special_tokens=False)["input_ids"]]
+        lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
         longest = int(np.argmax(lengths))
         if lengths[longest] >= room:
-            raise StellarError(f"{examples.positions[longest]}: the question is {lengths[longest]} tokens, which "
+            raise StellarError(f"{position(longest)}: the question is {lengths[longest]} tokens, which "
                                f"leaves no room for context in --max-length {max_length} with --doc-stride "
                                f"{self.doc_stride}; raise --max-length or lower --doc-stride")
 

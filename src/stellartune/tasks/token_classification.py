@@ -10,16 +10,18 @@ encoded separately and joined again, so no word is ever cut off.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from typing_extensions import TypedDict  # pydantic reads it on Python < 3.12 (served response schema)
 
-from ..data.encoded import Encoded
-from ..data.examples import Columns, Examples
+from ..data.encoded import Encoded, FeatureTargets, FeatureWindows, ReadTexts
+from ..data.examples import Columns, Examples, distinct_labels
 from ..data.readers import Table
 from ..data.tag_schemes import entities, split_tag, to_bio
 from ..data.token_examples import (
@@ -35,9 +37,11 @@ from ..evaluation.metrics import entity_metrics
 from ..evaluation.sections import Section
 from ..evaluation.views import entity_sections
 from ..models.head_kinds import TOKEN_HEAD
+from ..models.quiet import quiet_transformers
 from .base import Task
 
 IGNORE = -100  # label of positions outside the loss (special tokens, padding, later subwords)
+TAG_CHUNK = 1000  # sentences tokenized at a time (and stored as one part)
 
 
 class Entity(TypedDict):
@@ -51,8 +55,11 @@ class Entity(TypedDict):
 @dataclass
 class Window:
     example: int  # which sentence
-    first_word: int  # index of its first word in the sentence
-    word_starts: list[int]  # token position of each word's first subword
+    word_starts: list[int]  # token position of each word's first subword (-1: a word with no tokens)
+
+    @classmethod
+    def of(cls, example: int, features: dict) -> Window:
+        return cls(example, features["word_first_token"])
 
 
 class TokenClassificationTask(Task):
@@ -60,6 +67,8 @@ class TokenClassificationTask(Task):
     head_kind = TOKEN_HEAD  # one output per token: AutoModelForTokenClassification
     options = ("subword_labels", "tag_column")
     one_output_per_text = False
+    stored = True
+    built_labels = "list"  # a tag per word
     head_description = "new token-classification head"
     lr_scale = 2.0  # measured on CoNLL-2003 slices: per-token heads learn best at twice the rate
     pipeline_task = "token-classification"
@@ -69,7 +78,6 @@ class TokenClassificationTask(Task):
     def __init__(self, labels: list[str], subword_labels: str = "first"):
         self.labels = labels
         self.subword_labels = subword_labels
-        self.index = {label: i for i, label in enumerate(labels)}
 
     def report_sections(self, records: list[dict]) -> list[Section]:
         return entity_sections(records)
@@ -97,7 +105,7 @@ class TokenClassificationTask(Task):
 
     @classmethod
     def from_examples(cls, train: Examples, config) -> TokenClassificationTask:
-        kinds = sorted({split_tag(tag)[1] for tags in train.labels for tag in tags} - {""})
+        kinds = sorted({split_tag(tag)[1] for tags in distinct_labels(train.labels) for tag in tags} - {""})
         if not kinds:
             raise StellarError(f"{train.positions[0].rsplit(', ', 1)[0]}: every training tag is O; "
                                "a tagger needs at least one entity type")
@@ -130,33 +138,56 @@ class TokenClassificationTask(Task):
 
     def encode(self, examples: Examples, tokenizer, max_length: int) -> Encoded:
         # gold tags the model has no output for (types never seen in training) get ids after its labels
-        gold_only = sorted({tag for tags in examples.labels or [] for tag in tags} - set(self.labels))
-        index = {**self.index, **{tag: len(self.labels) + i for i, tag in enumerate(gold_only)}}
+        gold_only = sorted({tag for tags in distinct_labels(examples.labels or []) for tag in tags} - set(self.labels))
+        names = self.labels + gold_only
+        index = {tag: i for i, tag in enumerate(names)}
+        words, labels = examples.words, examples.labels
+        parts = ((start, self.windows(tokenizer, words[start:start + TAG_CHUNK],
+                                      None if labels is None else labels[start:start + TAG_CHUNK], max_length, index))
+                 for start in range(0, len(words), TAG_CHUNK))
+        if examples.store is None:
+            read = ReadTexts.joined(parts)
+        else:  # the targets are stored with the token ids: their ids are part of the key
+            read = examples.store.tokens(examples.texts, f"tag windows|{max_length}|{self.subword_labels}|"
+                                         f"{json.dumps(names)}|{labels is not None}", tokenizer, parts)
+        targets = FeatureTargets(read.features, "tag_ids", IGNORE) if labels is not None else None
+        return Encoded(read.features, read.lengths, targets, truncated=0, windows=FeatureWindows(read, Window.of),
+                       split=read.cut, target_names=names, note=read.note)
+
+    def windows(self, tokenizer, words: list[list[str]], tags: list[list[str]] | None, max_length: int,
+                index: dict[str, int]) -> ReadTexts:
+        """The windows of some sentences: token ids, each word's first token ("word_first_token") and, when
+        tagged, the target of each token ("tag_ids"). Tokenized together; only sentences too long for one window
+        again, a window at a time."""
         budget = max_length - tokenizer.num_special_tokens_to_add()
-        counts = tokenizer(examples.words, is_split_into_words=True, add_special_tokens=False)
-        features, windows, targets, split = [], [], [], 0
-        for example, words in enumerate(examples.words):
-            sizes = [0] * len(words)
-            for word in counts.word_ids(example):
-                sizes[word] += 1
+        with quiet_transformers():  # "longer than the model's maximum": those are split below
+            whole = tokenizer(words, is_split_into_words=True)
+        features, text_of, split = [], [], 0
+        for example, sentence in enumerate(words):
+            sizes = [0] * len(sentence)
+            for word in whole.word_ids(example):
+                if word is not None:
+                    sizes[word] += 1
             spans = word_windows(sizes, budget)
             split += len(spans) > 1
             for first, last in spans:
-                encoded = tokenizer(words[first:last], is_split_into_words=True, truncation=True,
-                                    max_length=max_length)
-                word_ids = encoded.word_ids()
-                features.append(dict(encoded))
-                starts = [word_ids.index(w) if w in word_ids else None for w in range(last - first)]
-                windows.append(Window(example, first, starts))
-                if examples.labels is not None:
-                    targets.append(self.subword_targets(examples.labels[example][first:last], word_ids, index))
-        padded = None
-        if targets:
-            padded = torch.full((len(targets), max(map(len, targets))), IGNORE)
-            for row, labels in enumerate(targets):
-                padded[row, : len(labels)] = torch.tensor(labels)
-        return Encoded(features, [len(f["input_ids"]) for f in features], padded, truncated=0,
-                       windows=windows, split=split, target_names=self.labels + gold_only)
+                if len(whole["input_ids"][example]) <= max_length:  # one window: the sentence as tokenized
+                    encoded = {key: whole[key][example] for key in whole.keys()}
+                    word_ids = whole.word_ids(example)
+                else:
+                    window = tokenizer(sentence[first:last], is_split_into_words=True, truncation=True,
+                                       max_length=max_length)
+                    encoded, word_ids = dict(window), window.word_ids()
+                starts = {}
+                for position, word in enumerate(word_ids):
+                    if word is not None:
+                        starts.setdefault(word, position)
+                encoded["word_first_token"] = [starts.get(word, -1) for word in range(last - first)]
+                if tags is not None:
+                    encoded["tag_ids"] = self.subword_targets(tags[example][first:last], word_ids, index)
+                features.append(encoded)
+                text_of.append(example)
+        return ReadTexts(features, text_of, split)
 
     def subword_targets(self, tags: list[str], word_ids: list[int | None], index: dict[str, int]) -> list[int]:
         labels, previous = [], None
@@ -177,7 +208,7 @@ class TokenClassificationTask(Task):
         for row, window in enumerate(encoded.windows):
             tags = sentences.setdefault(window.example, [])
             for start in window.word_starts:
-                if start is None:  # a word the tokenizer turns into nothing (a lone control character)
+                if start < 0:  # a word the tokenizer turns into nothing (a lone control character)
                     tags.append(("O", 1.0))
                 else:
                     label = int(position_labels[row, start])
@@ -191,13 +222,14 @@ class TokenClassificationTask(Task):
         per_token = F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
         return per_token.sum(1) / (targets != IGNORE).sum(1).clamp(min=1)
 
-    def prior_bias(self, targets: torch.Tensor) -> torch.Tensor:
-        counts = torch.bincount(targets[targets != IGNORE], minlength=len(self.labels)).float().clamp(min=1)
+    def prior_bias(self, targets: FeatureTargets) -> torch.Tensor:
+        ids = targets.flat()
+        counts = torch.from_numpy(np.bincount(ids[ids != IGNORE], minlength=len(self.labels))).float().clamp(min=1)
         return torch.log(counts / counts.sum())
 
     def metrics(self, logits: torch.Tensor, encoded: Encoded) -> dict:
         predicted = [[tag for tag, _ in words] for words in self.word_tags(logits.argmax(-1), encoded)]
-        gold = [[tag for tag, _ in words] for words in self.word_tags(encoded.targets, encoded)]
+        gold = [[tag for tag, _ in words] for words in self.word_tags(encoded.targets.all(), encoded)]
         return entity_metrics([to_bio(tags) for tags in predicted], gold)
 
     def predictions(self, logits: torch.Tensor, encoded: Encoded, examples: Examples) -> list[dict]:
