@@ -45,11 +45,6 @@ class Packer:
         return [self.special.wrap(self.rest)] if len(self.rest) else []
 
 
-def packed_blocks(pieces: list[Piece], special: SpecialTokens, max_length: int) -> list[dict]:
-    packer = Packer(special, max_length)
-    return packer.blocks(pieces) + packer.last()
-
-
 def line_blocks(pieces: list[Piece], special: SpecialTokens, max_length: int) -> tuple[list[dict], int]:
     """One block per document; returns the blocks and how many documents were truncated."""
     size = max_length - special.extra(pair=False)
