@@ -73,8 +73,8 @@ def test_a_stored_conll_file_trains_loss_for_loss_as_in_memory_and_is_reused(tmp
     assert len(step_losses(tmp_path / "stored")) == 6
     assert step_losses(tmp_path / "stored") == step_losses(tmp_path / "in-memory")
     assert stored.metrics == in_memory.metrics
-    assert [(tmp_path / run / "eval_predictions.jsonl").read_text() for run in ("stored", "in-memory")] == \
-        [(tmp_path / "stored" / "eval_predictions.jsonl").read_text()] * 2
+    predictions = [(tmp_path / run / "eval_predictions.jsonl").read_text() for run in ("stored", "in-memory")]
+    assert predictions[0] == predictions[1]
     entries = {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
     said, prepared = prepared_log(train, store, task="ner", max_length=24, seed=5)
     assert any("reused the rows read and checked before" in line for line in said)
