@@ -66,21 +66,8 @@ def test_a_stored_conll_file_trains_loss_for_loss_as_in_memory_and_is_reused(tmp
     sentences split into windows (--max-length 24), their targets stored with the token ids."""
     monkeypatch.setattr(task_base, "CHUNK_ROWS", 70)
     monkeypatch.setattr(token_classification, "TAG_CHUNK", 50)
-    train, store = conll_slice(data_file("conll2003/train.txt"), tmp_path / "train.txt", 400), tmp_path / "store"
-    settings = dict(max_steps=6, log_steps=1, eval_steps=6, batch_size=8, max_length=24, progress=False, seed=5)
-    stored = stellartune.fit(train=str(train), output=str(tmp_path / "stored"), data_cache=str(store), **settings)
-    in_memory = stellartune.fit(train=str(train), output=str(tmp_path / "in-memory"), data_cache="off", **settings)
-    assert len(step_losses(tmp_path / "stored")) == 6
-    assert step_losses(tmp_path / "stored") == step_losses(tmp_path / "in-memory")
-    assert stored.metrics == in_memory.metrics
-    predictions = [(tmp_path / run / "eval_predictions.jsonl").read_text() for run in ("stored", "in-memory")]
-    assert predictions[0] == predictions[1]
-    entries = {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
-    said, prepared = prepared_log(train, store, task="ner", max_length=24, seed=5)
-    assert any("reused the rows read and checked before" in line for line in said)
-    assert sum("reused the token ids" in line for line in said) == 2
-    assert any("were split into windows" in line for line in said)
-    assert entries == {path.name: path.stat().st_mtime_ns for path in store.iterdir()}  # read back, not made again
+    train = conll_slice(data_file("conll2003/train.txt"), tmp_path / "train.txt", 400)
+    prepared = windows_train_as_in_memory_and_are_reused(tmp_path, train, task="ner", max_length=24)
     sentences = list(prepared.data.train.words) + list(prepared.data.eval.words)
     assert sorted(sentences) == sorted(row["tokens"] for row in read_conll(train).rows)
 
@@ -93,10 +80,20 @@ def test_stored_questions_train_loss_for_loss_as_in_memory_and_are_reused(tmp_pa
     squad = json.loads(data_file("squad_v1.1/dev-v1.1.json").read_text())
     rows = [{"question": qa["question"], "context": paragraph["context"], "answers": qa["answers"]}
             for article in squad["data"][10:12] for paragraph in article["paragraphs"] for qa in paragraph["qas"]][:300]
-    train, store = tmp_path / "train.jsonl", tmp_path / "store"
+    train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    settings = dict(max_steps=6, log_steps=1, eval_steps=6, batch_size=8, max_length=96, doc_stride=32,
-                    progress=False, seed=5)
+    prepared = windows_train_as_in_memory_and_are_reused(tmp_path, train, task="qa", max_length=96, doc_stride=32)
+    answers = list(prepared.data.train.labels) + list(prepared.data.eval.labels)
+    assert sorted(map(json.dumps, answers)) == sorted(
+        json.dumps([{"text": a["text"], "start": a["answer_start"]} for a in row["answers"]]) for row in rows)
+
+
+def windows_train_as_in_memory_and_are_reused(tmp_path: Path, train: Path, **task) -> object:
+    """Six steps on `train` through a store and in memory give the same losses, metrics and predictions, with
+    examples split into windows; preparing the data again reuses the store and writes nothing. The data
+    prepared again."""
+    store = tmp_path / "store"
+    settings = dict(max_steps=6, log_steps=1, eval_steps=6, batch_size=8, progress=False, seed=5, **task)
     stored = stellartune.fit(train=str(train), output=str(tmp_path / "stored"), data_cache=str(store), **settings)
     in_memory = stellartune.fit(train=str(train), output=str(tmp_path / "in-memory"), data_cache="off", **settings)
     assert len(step_losses(tmp_path / "stored")) == 6
@@ -105,14 +102,12 @@ def test_stored_questions_train_loss_for_loss_as_in_memory_and_are_reused(tmp_pa
     predictions = [(tmp_path / run / "eval_predictions.jsonl").read_text() for run in ("stored", "in-memory")]
     assert predictions[0] == predictions[1]
     entries = {path.name: path.stat().st_mtime_ns for path in store.iterdir()}
-    said, prepared = prepared_log(train, store, task="qa", max_length=96, doc_stride=32, seed=5)
+    said, prepared = prepared_log(train, store, seed=5, **task)
     assert any("reused the rows read and checked before" in line for line in said)
     assert sum("reused the token ids" in line for line in said) == 2
     assert any("were split into windows" in line for line in said)
     assert entries == {path.name: path.stat().st_mtime_ns for path in store.iterdir()}  # read back, not made again
-    answers = list(prepared.data.train.labels) + list(prepared.data.eval.labels)
-    assert sorted(map(json.dumps, answers)) == sorted(
-        json.dumps([{"text": a["text"], "start": a["answer_start"]} for a in row["answers"]]) for row in rows)
+    return prepared
 
 
 def prepared_log(train: Path | str, store: Path, **settings) -> tuple[list[str], object]:
