@@ -45,11 +45,10 @@ def table(results: dict) -> str:
              "|---|---|---|---|---|---|"]
     for key, run in results.items():
         steps = sorted(run["steps"], key=int)
-        by_epoch = lambda what: ", ".join(f"{run['steps'][s][what]:.2f}" if what == "held_out" else
-                                          f"{run['steps'][s][what]:.4f}" for s in steps)
+        by_epoch = lambda what, digits: ", ".join(f"{run['steps'][s][what]:.{digits}f}" for s in steps)
         kept = steps.index(str(run["kept"])) + 1
         name, reading, _, _, seed = key.split("|")
-        lines.append(f"| {name}, {reading}, seed {seed} | {by_epoch('held_out')} | {by_epoch('test')} | epoch {kept} | "
+        lines.append(f"| {name}, {reading}, seed {seed} | {by_epoch('held_out', 2)} | {by_epoch('test', 4)} | epoch {kept} | "
                      f"{run['steps'][str(run['kept'])]['test']:.4f} | {run['steps'][steps[-1]]['test']:.4f} |")
     return "\n".join(lines)
 
