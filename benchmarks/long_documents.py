@@ -24,6 +24,7 @@ text's window outputs are best joined.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import sys
@@ -50,8 +51,9 @@ SHORT = {"imdb": (600, 1000), "bbc": (500, 445)}  # training and test documents 
 # class, so no flags trains with the loop, not the few-shot stage)
 
 
-def imdb(train_size: int, test_size: int, seed: int) -> tuple[list[dict], list[dict]]:
-    """Seeded samples of aclImdb's train and test reviews, half of each label."""
+@functools.cache
+def imdb_reviews() -> dict[str, dict[str, list[str]]]:
+    """aclImdb's train and test reviews by label, sorted; read once per process (50,000 files)."""
     reviews = {"train": {"pos": [], "neg": []}, "test": {"pos": [], "neg": []}}
     with tarfile.open(DATA / "imdb" / "aclImdb_labeled.tar.gz") as archive:
         for member in archive:
@@ -59,9 +61,15 @@ def imdb(train_size: int, test_size: int, seed: int) -> tuple[list[dict], list[d
             if len(parts) == 4 and parts[1] in reviews and parts[2] in ("pos", "neg"):
                 text = archive.extractfile(member).read().decode("utf-8").replace("<br />", " ")
                 reviews[parts[1]][parts[2]].append(text)
+    return {split: {label: sorted(texts) for label, texts in labels.items()} for split, labels in reviews.items()}
+
+
+def imdb(train_size: int, test_size: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Seeded samples of aclImdb's train and test reviews, half of each label."""
+    reviews = imdb_reviews()
     rng = random.Random(seed)
     pick = lambda split, size: [{"text": text, "label": label} for label in ("pos", "neg")
-                                for text in rng.sample(sorted(reviews[split][label]), min(size // 2, len(reviews[split][label])))]
+                                for text in rng.sample(reviews[split][label], min(size // 2, len(reviews[split][label])))]
     return pick("train", train_size), pick("test", test_size)
 
 

@@ -114,7 +114,7 @@ class TrainConfig:
     eval_steps: int | None = setting(None, "Evaluate (and checkpoint) every N optimizer steps; default once per epoch.")
     metric: str = setting("auto", "Metric for best checkpoint and early stopping (auto: accuracy / micro_f1 / pearson).")
     patience: int | None = setting(None, "Early stopping: stop after N evaluations without improvement.")
-    restore_best: bool = setting(True, "Load the best checkpoint's weights at the end.")
+    restore_best: bool = setting(True, "Load the kept checkpoint's weights at the end: the latest within one standard error of the best evaluation (accuracy; other metrics: the best, or a later tie).")
     resume: bool = setting(False, "Continue from the last checkpoint in --output.")
     overwrite: bool = setting(False, "Train again into an --output that holds a finished run (its model and results are replaced), or into a folder of other files (kept, except those of the same name).")
     log_steps: int = setting(10, "Write a log line every N optimizer steps.")

@@ -42,10 +42,25 @@ class Objective(ABC):
         """Pure: the scores of these logits against the encoded targets; changes nothing."""
 
     def improves(self, metric: str, value: float, best: float | None) -> bool:
-        """Whether `value` of `metric` beats the best so far (None: no evaluation yet)."""
+        """Whether `value` of `metric` beats the best so far (None: no evaluation yet): early stopping counts
+        the evaluations that do not."""
         if best is None:
             return True
         return value < best if metric in self.lower_is_better else value > best
+
+    def keeps(self, metric: str, value: float, best: float | None, encoded: Encoded) -> bool:
+        """Whether the checkpoint scoring `value` is kept over the one kept before: it is within one standard
+        error of the best so far (a tie included). Differences that small are the evaluation data's noise,
+        and the later checkpoint has trained longer (the one-standard-error rule of Breiman et al. 1984)."""
+        if best is None:
+            return True
+        margin = self.standard_error(metric, best, encoded)
+        return value <= best + margin if metric in self.lower_is_better else value >= best - margin
+
+    def standard_error(self, metric: str, value: float, encoded: Encoded) -> float:
+        """How far `value` of `metric` on the evaluation data `encoded` could be from the same model's score on
+        as many other examples; 0 where the metric has no such simple estimate (the best is kept)."""
+        return 0.0
 
     def per_text(self, logits: torch.Tensor, encoded: Encoded) -> tuple[torch.Tensor, Encoded]:
         """The logits and targets of each example, where encoding split examples into several features and

@@ -56,6 +56,14 @@ class SingleLabelTask(ClassesTask):
         return single_label_metrics(logits.float().cpu().argmax(-1).numpy(), encoded.targets.cpu().numpy(),
                                     self.labels)
 
+    def standard_error(self, metric: str, value: float, encoded: Encoded) -> float:
+        """Accuracy is a share of the evaluated texts: its binomial standard error (2.8 points at 0.9 on 115
+        texts, 0.9 on 1,000)."""
+        if metric != "accuracy":
+            return 0.0
+        texts = len(set(encoded.text_of)) if encoded.text_of is not None else len(encoded)
+        return (value * (1 - value) / texts) ** 0.5
+
     def predictions(self, logits: torch.Tensor, encoded: Encoded, examples=None) -> list[dict]:
         probabilities = torch.softmax(logits.float().cpu(), -1)
         best = probabilities.argmax(-1).tolist()

@@ -50,11 +50,16 @@ class LoopState:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0  # batches of `epoch` already trained on
-    best_metric: float | None = None
-    best_step: int | None = None
+    best_metric: float | None = None  # the best evaluation so far
+    best_step: int | None = None  # the checkpoint kept: the latest within one standard error of the best
     best_checkpoint: str | None = None
+    kept_metric: float | None = None  # its evaluation
     stale_evals: int = 0
     stopped_early: bool = False
+
+    def __post_init__(self):
+        if self.kept_metric is None:  # saved before a checkpoint other than the best could be kept
+            self.kept_metric = self.best_metric
 
 
 @dataclass
@@ -215,14 +220,15 @@ def train_model(run: Run) -> torch.Tensor | None:
 
 
 def restore_best(run: Run) -> bool:
-    """Whether the best checkpoint's weights were loaded."""
+    """Whether the kept checkpoint's weights were loaded."""
     state = run.state
     try:
         load_weights(Path(state.best_checkpoint), run.unwrapped)
     except BrokenCheckpoint as e:  # damaged since it was written: the final weights are kept, and said so
-        run.say(f"kept the final weights: the best checkpoint ({state.best_checkpoint}) is damaged: {e}")
+        run.say(f"kept the final weights: the checkpoint kept ({state.best_checkpoint}) is damaged: {e}")
         return False
-    run.say(f"restored the best checkpoint (step {state.best_step}, {run.metric} = {state.best_metric:.4f})")
+    run.say(f"restored the checkpoint kept (step {state.best_step}, {run.metric} = {state.kept_metric:.4f}; the "
+            f"best: {state.best_metric:.4f})")
     return True
 
 
@@ -302,16 +308,21 @@ def evaluate_and_checkpoint(run: Run) -> tuple[float, torch.Tensor]:
     if name not in metrics:
         raise StellarError(f"--metric {name}: not a metric of this task; choose from "
                            f"{', '.join(k for k, v in metrics.items() if isinstance(v, float))}")
-    value = metrics[name]
-    better = run.task.improves(name, value, state.best_metric)
-    if better:
-        state.best_metric, state.best_step, state.stale_evals = value, state.step, 0
+    value, best = metrics[name], state.best_metric
+    better = run.task.improves(name, value, best)
+    kept = run.task.keeps(name, value, best, run.eval_set)
+    if kept:
+        state.best_step, state.kept_metric = state.step, value
         state.best_checkpoint = str(run.checkpoints / f"step-{state.step:08d}")
+    if better:
+        state.best_metric, state.stale_evals = value, 0
     else:
         state.stale_evals += 1
         state.stopped_early = patience is not None and state.stale_evals >= patience
     run.log.write({"step": state.step, "eval": {k: v for k, v in metrics.items() if isinstance(v, float)}})
-    run.say(f"step {state.step}: {name} = {value:.4f}" + (" (best)" if better else "")
+    run.say(f"step {state.step}: {name} = {value:.4f}"
+            + (" (best)" if better else f" (kept: {'level with' if value == best else 'within one standard error of'}"
+                                       f" the best, {best:.4f})" if kept else "")
             + (f"; early stop after {patience} evaluations without improvement" if state.stopped_early else ""))
     if run.accelerator.is_main_process:
         saved = save_checkpoint(run.checkpoints, state.step, run.unwrapped, run.optimizer, run.scheduler,

@@ -33,7 +33,7 @@ model.predict(["some text"])
 - evaluation: `{eval}`
 - columns: {columns}
 
-## Results (evaluation data, best checkpoint at step {best_step} of {steps})
+## Results (evaluation data, checkpoint kept: step {best_step} of {steps})
 
 {results}
 
