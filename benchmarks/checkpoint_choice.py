@@ -85,29 +85,42 @@ def training_rows(train: Path) -> int:
 
 
 def table(results: dict) -> str:
-    lines = ["| run | held-out accuracy by epoch | test accuracy by epoch | kept | test, kept | test, last |",
-             "|---|---|---|---|---|---|"]
-    for key, run in results.items():
-        steps = sorted(run["steps"], key=int)
-        by_epoch = lambda what, digits, run=run, steps=steps: ", ".join(f"{run['steps'][s][what]:.{digits}f}"
-                                                                        for s in steps)
-        kept = steps.index(str(run["kept"])) + 1
-        name, reading, _, _, seed = key.split("|")
-        lines.append(f"| {name}, {reading}, seed {seed} | {by_epoch('held_out', 2)} | {by_epoch('test', 4)} | epoch {kept} | "
-                     f"{run['steps'][str(run['kept'])]['test']:.4f} | {run['steps'][steps[-1]]['test']:.4f} |")
+    """Each run's scores by epoch, and the epoch the library's first rule and its rule now keep."""
+    then, now = RULES["first best (the library's until 2026-12-07)"], RULES[NOW]
+    lines = [("| run | held-out accuracy by epoch | test score by epoch | kept: first best | kept now | "
+              "test, first best | test, now |"), "|---|---|---|---|---|---|---|"]
+    for key in sorted(results, key=order):
+        steps, texts = epochs(results[key], key)
+        held_out, test = [step["held_out"] for step in steps], [step["test"] for step in steps]
+        kept_then, kept_now = then(held_out, texts), now(held_out, texts)
+        name, reading, *_, seed = key.split("|")
+        lines.append(f"| {name}, {reading}, seed {seed} | {', '.join(f'{s:.2f}' for s in held_out)} | "
+                     f"{', '.join(f'{s:.4f}' for s in test)} | epoch {kept_then + 1} | epoch {kept_now + 1} | "
+                     f"{test[kept_then]:.4f} | {test[kept_now]:.4f} |")
     return "\n".join(lines)
+
+
+def order(key: str) -> tuple:
+    name, reading, *_, seed = key.split("|")
+    return name, reading, int(seed)
+
+
+def epochs(run: dict, key: str) -> tuple[list[dict], int]:
+    """A run's epochs in order, and how many texts it held out."""
+    return ([run["steps"][s] for s in sorted(run["steps"], key=int)],
+            round(HELD_OUT * run.get("training_rows", int(key.split("|")[2]))))
 
 
 def standard_error(accuracy: float, texts: int) -> float:
     return (accuracy * (1 - accuracy) / texts) ** 0.5
 
 
+NOW = "latest within one standard error of the best (the library's)"
 RULES = {  # which epoch a run keeps, from its held-out accuracies and the held-out texts
     "first best (the library's until 2026-12-07)": lambda scores, texts: scores.index(max(scores)),
     "latest best (a tie keeps the later)": lambda scores, texts: max(i for i, s in enumerate(scores) if s == max(scores)),
     "last": lambda scores, texts: len(scores) - 1,
-    "latest within one standard error of the best (the library's)": lambda scores, texts: max(
-        i for i, s in enumerate(scores) if s >= max(scores) - standard_error(max(scores), texts)),
+    NOW: lambda scores, texts: max(i for i, s in enumerate(scores) if s >= max(scores) - standard_error(max(scores), texts)),
 }
 
 
@@ -115,12 +128,11 @@ def rules_table(results: dict) -> str:
     """Each rule's mean test accuracy by set and reading, over the seeds run: what each rule would have kept
     from the same checkpoints."""
     groups = {}
-    for key, run in results.items():
-        name, reading, train_size, _, _ = key.split("|")
-        steps = [run["steps"][s] for s in sorted(run["steps"], key=int)]
-        rows = run.get("training_rows", int(train_size))
-        groups.setdefault(f"{name}, {reading}", []).append((steps, round(HELD_OUT * rows)))
-    lines = [f"| rule | {' | '.join(f'{g} ({len(runs)} seeds)' for g, runs in groups.items())} |",
+    for key in sorted(results, key=order):
+        name, reading, *_ = key.split("|")
+        groups.setdefault(f"{name}, {reading}", []).append(epochs(results[key], key))
+    seeds = lambda runs: f"{len(runs)} seed" + ("s" if len(runs) > 1 else "")
+    lines = [f"| rule | {' | '.join(f'{g} ({seeds(runs)})' for g, runs in groups.items())} |",
              "|---|" + "---|" * len(groups)]
     for rule, choose in RULES.items():
         means = [sum(steps[choose([s["held_out"] for s in steps], texts)]["test"] for steps, texts in runs) / len(runs)

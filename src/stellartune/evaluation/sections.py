@@ -29,7 +29,7 @@ class Heatmap:
 
 @dataclass
 class Lines:
-    """Curves sharing x and y axes; `marks`: labelled vertical lines (the best step, the chosen threshold);
+    """Curves sharing x and y axes; `marks`: labelled vertical lines (the step kept, the chosen threshold);
     `diagonal`: the y = x reference (a reliability diagram)."""
 
     title: str

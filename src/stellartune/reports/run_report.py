@@ -43,13 +43,13 @@ class Run:
 
     @property
     def chosen_metric(self) -> str | None:
-        """The metric the settings or the saved task name for the best checkpoint (None: pretraining at auto)."""
+        """The metric the settings or the saved task name for the checkpoint kept (None: pretraining at auto)."""
         metric = self.settings.get("metric", "auto")
         return metric if metric != "auto" else self.task.primary_metric if self.task else None
 
     @property
     def watched(self) -> str:
-        """The metric that chose the best checkpoint."""
+        """The metric that chose the checkpoint kept."""
         return self.chosen_metric or next(iter(self.eval_metrics), "loss")
 
     @property
@@ -114,7 +114,7 @@ def write_page(path: Path, title: str, subtitle_text: str, sections: list[Sectio
 def subtitle(run: Run) -> str:
     return (f"{run.settings.get('model')} on {run.settings.get('train')}; {run.metrics.get('steps')} steps in "
             f"{run.metrics.get('train_seconds')} s; {run.watched} = {fmt(run.metrics.get(run.watched))} "
-            f"(best step {run.metrics.get('best_step')})")
+            f"(step kept: {run.metrics.get('best_step')})")
 
 
 def fmt(value) -> str:
@@ -135,7 +135,7 @@ def overview(run: Run) -> Section:
                            Table("Final metrics", ["metric", "value"], final,
                                  "the saved model on the evaluation set")],
                    f"wall time {run.metrics.get('train_seconds')} s; {run.metrics.get('steps')} optimizer steps; "
-                   f"best step {run.metrics.get('best_step')} by {run.watched}")
+                   f"step kept: {run.metrics.get('best_step')}, by {run.watched}")
 
 
 def changed_settings(settings: dict) -> dict:
@@ -171,17 +171,17 @@ def eval_curve(run: Run, metric: str) -> tuple[list, list]:
 
 def curves(run: Run) -> Section:
     training = [r for r in run.log if "loss" in r]
-    best = {f"best step {run.metrics.get('best_step')}": run.metrics["best_step"]} if run.metrics.get("best_step") else {}
+    kept = {f"step kept: {run.metrics.get('best_step')}": run.metrics["best_step"]} if run.metrics.get("best_step") else {}
     charts = [Lines("Training loss", "step", "loss (mean over the logged window)", {"training": loss_curve(run)}),
               Lines("Learning rate", "step", "learning rate", {"lr": ([r["step"] for r in training],
                                                                       [r["lr"] for r in training])}),
               Lines("Throughput", "step", "training examples / s", {"examples/s": (
                   [r["step"] for r in training], [r["examples_per_s"] for r in training])})]
     charts[1:1] = [Lines(f"Evaluation {metric}", "step", metric, {metric: eval_curve(run, metric)},
-                         best if metric == run.watched else {}) for metric in run.eval_metrics[:CURVES_PER_RUN]]
+                         kept if metric == run.watched else {}) for metric in run.eval_metrics[:CURVES_PER_RUN]]
     evaluations = sum("eval" in r for r in run.log)
     unlogged = "" if training else (f"; no training loss was logged: the run took fewer steps than --log-steps "
                                     f"({run.settings.get('log_steps')})")
     return Section("Training", [chart for chart in charts if any(x for x, _ in chart.series.values())],
-                   f"{len(training)} logged windows, {evaluations} evaluations; the best step, marked, is the "
+                   f"{len(training)} logged windows, {evaluations} evaluations; the step kept, marked, is the "
                    f"checkpoint the saved model comes from{unlogged}")
