@@ -11,8 +11,9 @@ is held out; the file is then the test data), keeps every epoch's checkpoint, an
 It keeps them by replacing the cleanup of a finished run in this process only (`prune_checkpoints` and
 `remove_checkpoints`): the library has no setting for it. The last table gives each rule's test score from
 the same checkpoints: the library's first rule (the first best), a tie keeping the later, the last, and the
-library's rule since (the latest within one standard error of the best). "kept" in the first table is the
-rule of the library that ran. Results go to checkpoint_choice.json, a run per key (an interrupted call continues).
+library's rule since (the latest within one standard error of the best); the first table gives the epoch the
+first and the last of these keep. Results go to checkpoint_choice.json, a run per key (an interrupted call
+continues), with the step the library that ran kept ("kept": the first best, in the runs of 2026-12-07).
 """
 
 from __future__ import annotations
