@@ -47,22 +47,31 @@ def checkpoints(run: Path) -> list[Path]:
     return sorted((run / "checkpoints").glob("step-*"))
 
 
+def paused_with_two_checkpoints(process: subprocess.Popen, run: Path) -> None:
+    """Pause `process` (SIGSTOP) once two checkpoints are on disk. Training on, the run would prune all but
+    the one kept and the latest, and those become one folder whenever the latest is kept; paused, the two
+    stay, and the run holds its folder without taking the cores from the tests beside it."""
+    for _ in range(6000):  # polls every 0.05 s: a guard against hanging, not a speed check
+        if len(checkpoints(run)) >= 2:
+            process.send_signal(signal.SIGSTOP)
+            if len(checkpoints(run)) >= 2:  # a prune between the look and the pause: look again, running
+                return
+            process.send_signal(signal.SIGCONT)
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.05)
+    pytest.fail("no second checkpoint appeared")
+
+
 @pytest.fixture(scope="module")
 def live_run(data, tmp_path_factory):
-    """A run still training, with two checkpoints on disk: the one kept and a later one. It is evaluated on
-    SST-2 sentences with their labels flipped, so its accuracy there falls as it learns, and a later
-    checkpoint more than a standard error under the best is not kept."""
+    """A run in the middle of training, paused with two checkpoints on disk. It is evaluated on SST-2
+    sentences with their labels flipped, so its accuracy there falls as it learns and the two are, most
+    often, the one kept and a later one."""
     run = tmp_path_factory.mktemp("live") / "run"
     process = subprocess.Popen(train_command(data, run, "--max-steps", "5000", "--eval-steps", "8", "--eval",
                                              str(data / "flipped.tsv")),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(6000):  # polls every 0.05 s: a guard against hanging, not a speed check
-        if len(checkpoints(run)) >= 2:
-            break
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.05)
-    else:
-        pytest.fail("no second checkpoint appeared")
+    paused_with_two_checkpoints(process, run)
     yield run, process
     process.kill()
     process.wait()
@@ -81,7 +90,7 @@ def interrupted(live_run) -> Path:
 def test_a_second_run_into_a_busy_folder_stops_naming_the_first(data, live_run):
     run, process = live_run
     config_before = (run / "config.yaml").read_bytes()
-    for extra in ([], ["--resume"]):  # --resume while the first still runs, too
+    for extra in ([], ["--resume"]):  # --resume while the first still holds it, too
         result = subprocess.run(train_command(data, run, "--max-steps", "2", *extra), capture_output=True, text=True)
         line = one_line_error(result)
         assert f"{run}: another run is writing to this folder (pid {process.pid} " in line, line
@@ -90,8 +99,7 @@ def test_a_second_run_into_a_busy_folder_stops_naming_the_first(data, live_run):
     assert (run / "config.yaml").read_bytes() == config_before  # ... and so were its files
 
 
-def test_resume_without_a_checkpoint_says_it_starts_from_the_beginning(data, interrupted, tmp_path):
-    # `interrupted`: the live run is stopped first; a training process beside this one would slow it tenfold
+def test_resume_without_a_checkpoint_says_it_starts_from_the_beginning(data, tmp_path):
     result = subprocess.run(train_command(data, tmp_path / "fresh", "--max-steps", "1", "--resume"),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
