@@ -34,8 +34,11 @@ $(READY): pyproject.toml constraints.txt
 demo: $(READY)
 	$(BIN)/stellartune demo
 
+# two pytest-xdist workers, each with half the cores: one 2-thread job leaves a core idle through every model
+# load, server start and browser page, and two such jobs on 2 cores slow each other tenfold (spinning threads)
+TEST_THREADS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 3 ? n / 2 : 1 )))
 test: $(READY)
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # the documentation site from docs/ (mkdocs.yml): --strict fails on a broken link, anchor or missing page
 docs: $(READY)
