@@ -35,10 +35,13 @@ demo: $(READY)
 	$(BIN)/stellartune demo
 
 # two pytest-xdist workers, each with half the cores: one 2-thread job leaves a core idle through every model
-# load, server start and browser page, and two such jobs on 2 cores slow each other tenfold (spinning threads)
+# load, server start and browser page, and two such jobs on 2 cores slow each other tenfold (spinning threads).
+# --dist loadfile: a module's tests run on one worker, in order, so its module fixtures are made once.
+# (loadgroup, which could also keep the session's shared runs on one worker, groups nothing under pytest 9.2:
+# pytest-xdist#1386)
 TEST_THREADS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 3 ? n / 2 : 1 )))
 test: $(READY)
-	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # the documentation site from docs/ (mkdocs.yml): --strict fails on a broken link, anchor or missing page
 docs: $(READY)

@@ -14,7 +14,6 @@ import pytest
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # few_shot.py: its samples
 FEW_SHOT_SEEDS = (0, 1)
-SHARED_RUNS = ("short_runs", "few_shot_runs")  # session fixtures that train models many test modules use
 
 
 def pytest_sessionstart(session):
@@ -22,15 +21,6 @@ def pytest_sessionstart(session):
     if os.environ.get("CI") == "true" and not DATA.is_dir():
         pytest.exit(f"CI=true but the real datasets are missing: {DATA} does not exist (CI clones the project "
                     "beside ../shared)", returncode=1)
-
-
-def pytest_collection_modifyitems(items):
-    """`make test` runs two pytest-xdist workers (`--dist loadgroup`): a module's tests go to one worker, in
-    order, so its module fixtures are made once; and every test of the runs trained once for the whole session
-    (`SHARED_RUNS`) goes to one worker, so they are trained once, not on each."""
-    for item in items:
-        shared = any(name in item.fixturenames for name in SHARED_RUNS)
-        item.add_marker(pytest.mark.xdist_group("shared-runs" if shared else item.module.__name__))
 
 
 def data_file(relative: str) -> Path:
