@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -265,17 +266,30 @@ def dtypes_computed(run) -> set:
 
 
 def test_fits_in_one_process_run_in_the_precision_asked_for(tmp_path):
-    from stellartune.inference.precision import cpu_has_bf16
-
-    if not cpu_has_bf16():
-        pytest.skip("auto runs bf16 on CPUs with bf16 units (AVX512-BF16, AMX); this one has none, so auto is fp32")
+    """auto: bf16 where this CPU's bf16 matmuls measure well above fp32's speed, fp32 where they do not (on one
+    CPU with AVX512-BF16 they ran at 0.6x, and bf16 autocast trained and predicted slower); measured here apart
+    from the library's own check, on larger matrices."""
     train = tsv_slice(data_file("sst2/train.tsv"), tmp_path / "train.tsv", 40)
-    expected = {"fp32": {torch.float32}, "bf16": {torch.bfloat16}, "auto": {torch.bfloat16}}
+    speed_up = matmul_seconds(torch.float32) / matmul_seconds(torch.bfloat16)
+    auto = {torch.bfloat16} if speed_up > 1.8 else {torch.float32} if speed_up < 1.2 else {torch.float32, torch.bfloat16}
+    expected = {"fp32": [{torch.float32}], "bf16": [{torch.bfloat16}], "auto": [{dtype} for dtype in auto]}
     # accelerate holds one precision per process unless it is reset
     for name, precision in enumerate(("fp32", "bf16", "fp32", "auto")):
         run = tmp_path / str(name)
         fit = functools.partial(stellartune.fit, train=str(train), output=str(run), precision=precision, max_steps=1,
                                 batch_size=8, progress=False)
-        assert dtypes_computed(fit) == expected[precision], precision
+        assert dtypes_computed(fit) in expected[precision], (precision, speed_up)
         predict = functools.partial(stellartune.load(run).predict, ["A truly brilliant film."])
-        assert dtypes_computed(predict) == expected[precision], precision
+        assert dtypes_computed(predict) in expected[precision], (precision, speed_up)
+
+
+def matmul_seconds(dtype: torch.dtype) -> float:
+    """The fastest of five 1,024 x 1,024 matmuls in `dtype`."""
+    a = torch.randn(1024, 1024, dtype=dtype)
+    a @ a
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        a @ a
+        timings.append(time.perf_counter() - started)
+    return min(timings)

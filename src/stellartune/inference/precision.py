@@ -1,4 +1,5 @@
-"""Which precision a run computes in: `auto` is bf16 autocast where the hardware runs bf16 fast.
+"""Which precision a run computes in: `auto` is bf16 autocast where the hardware runs bf16 fast (a GPU that
+supports it; a CPU whose bf16 matmuls measure faster than fp32's).
 
 Shared by training (accelerate's mixed precision) and inference (predict, evaluate): a model is
 evaluated at the end of training in the precision `predict` then uses, so the reported metrics
@@ -8,6 +9,8 @@ are what the saved model gives.
 from __future__ import annotations
 
 import contextlib
+import functools
+import time
 from typing import Callable, ContextManager
 
 import torch
@@ -15,17 +18,39 @@ import torch
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matmuls 2-3x faster than fp32; elsewhere bf16 on CPU is emulated, slower."""
+BF16_GAIN = 1.5  # bf16 autocast only where bf16 matmuls run this much faster than fp32: its casts cost the rest
+
+
+@functools.cache
+def cpu_runs_bf16_fast() -> bool:
+    """Whether this CPU has bf16 units (AVX512-BF16, AMX) and its bf16 matmuls measure BF16_GAIN times fp32's
+    speed (once per process, about 0.2 s). The flags alone do not tell: with AVX512-BF16, one CPU (2 cores of
+    an AMD EPYC) ran bf16 matmuls at 2.3x fp32's speed, another (2 cores of an Intel Xeon without AMX) at 0.6x,
+    where bf16 autocast trained 1.2x and predicted 1.8x slower than fp32 (benchmarks/precision.py)."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu's, private but long-lived
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    if not any(getattr(torch.cpu, name, lambda: False)() for name in checks):
+        return False  # bf16 emulated: always slower
+    return matmul_rate(torch.bfloat16) >= BF16_GAIN * matmul_rate(torch.float32)
+
+
+def matmul_rate(dtype: torch.dtype, size: int = 512, repeats: int = 20) -> float:
+    """Square matmuls of `size` per second, the best of three timings (a busy moment slows one, not all)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b  # the first call loads the kernels
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = min(best, time.perf_counter() - started)
+    return repeats / best
 
 
 def fast_bf16(device: torch.device | str) -> bool:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_has_bf16()
+    return device.type == "cpu" and cpu_runs_bf16_fast()
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
